@@ -1,0 +1,6 @@
+-- Facts about this installation (first start, schema generation).
+CREATE TABLE installation (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);

@@ -1,0 +1,118 @@
+//! Start-up and shutdown: what `main` runs and what tests spawn.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::Request;
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+
+use crate::config::Settings;
+use crate::state::AppState;
+use crate::storage::Db;
+
+/// A bound, migrated, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    app: axum::Router,
+}
+
+impl Application {
+    /// Connects to storage, applies migrations, builds the router and binds the listener.
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
+        if settings.jwt_secret.is_none() {
+            settings.jwt_secret = Some(crate::config::load_or_create_dev_secret(
+                &settings.secret_dir(),
+            )?);
+        }
+        let db = Db::connect(&settings.database_url, settings.database_max_connections).await?;
+        db.migrate().await?;
+        let listener = TcpListener::bind(settings.addr)
+            .await
+            .with_context(|| format!("binding {}", settings.addr))?;
+        let addr = listener.local_addr()?;
+        let (routes, openapi) = crate::http::routes();
+        let mut state = AppState::new(Arc::new(settings), db);
+        state.openapi_json = Arc::new(Bytes::from(
+            openapi
+                .to_json()
+                .context("serialising the OpenAPI document")?,
+        ));
+        let app = crate::http::app(routes, state.clone());
+        Ok(Self {
+            listener,
+            addr,
+            state,
+            app,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Cancelling this token starts a graceful shutdown.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains: stops accepting, lets in-flight
+    /// requests finish within the drain timeout, waits for background tasks, closes storage.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            addr,
+            state,
+            app,
+        } = self;
+        tracing::info!(%addr, backend = state.db.backend.name(), "listening");
+        // Trailing slashes are trimmed before routing so `/x/` and `/x` reach the same handler.
+        let app = NormalizePathLayer::trim_trailing_slash().layer(app);
+        let service =
+            axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+        let shutdown = state.shutdown.clone();
+        let server = axum::serve(listener, service)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let mut server = tokio::spawn(async move { server.await });
+
+        tokio::select! {
+            result = &mut server => {
+                result.context("server task failed")?.context("server failed")?;
+                return Ok(());
+            }
+            () = shutdown.cancelled() => {}
+        }
+        state.start_draining();
+        tracing::info!(timeout = ?state.settings.shutdown_timeout, "shutting down: draining");
+        let deadline = tokio::time::Instant::now() + state.settings.shutdown_timeout;
+        match tokio::time::timeout_at(deadline, &mut server).await {
+            Ok(result) => result
+                .context("server task failed")?
+                .context("server failed")?,
+            Err(_) => {
+                tracing::warn!("drain timeout reached; closing remaining connections");
+                server.abort();
+            }
+        }
+        state.tasks.close();
+        if tokio::time::timeout_at(deadline, state.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks still running at the drain deadline");
+        }
+        state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

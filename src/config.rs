@@ -1,0 +1,316 @@
+//! Typed configuration, read from command-line flags and `RAPPORT_*` environment variables.
+//!
+//! `Settings` is what the server runs on; tests build it directly. `ServeArgs` is its command-line and
+//! environment face. Unknown `RAPPORT_*` variables are an error, because a misspelt setting that is
+//! silently ignored is worse than a refusal to start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+/// Deployment environment: production refuses to start with missing secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Environment {
+    #[default]
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub database_url: String,
+    pub environment: Environment,
+    /// HS256 signing key for access tokens; generated and persisted in development when absent.
+    pub jwt_secret: Option<SecretString>,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    /// Origins allowed by CORS; empty means any origin (requests carry no cookies).
+    pub cors_origins: Vec<String>,
+    /// Maximum pooled database connections.
+    pub database_max_connections: u32,
+}
+
+impl Settings {
+    /// Defaults suitable for a local run; `addr` port 0 picks a free port.
+    pub fn local(database_url: impl Into<String>) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            environment: Environment::Development,
+            jwt_secret: None,
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(20),
+            cors_origins: Vec::new(),
+            database_max_connections: 16,
+        }
+    }
+
+    /// Where a generated development secret is kept: beside the SQLite file, else the working dir.
+    pub fn secret_dir(&self) -> PathBuf {
+        crate::storage::sqlite_path(&self.database_url)
+            .and_then(|p| p.parent().map(PathBuf::from))
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rapport",
+    version,
+    about = "A realtime, WebSocket-first conversation server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Administrative tasks.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a platform superuser. The password is read from RAPPORT_SUPERUSER_PASSWORD or stdin.
+    CreateSuperuser {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen address; port 0 picks a free port (the chosen address is logged).
+    #[arg(
+        long,
+        env = "RAPPORT_ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub addr: SocketAddr,
+    /// `sqlite://path` (created on first run) or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://rapport.db",
+        global = true
+    )]
+    pub database_url: String,
+    #[arg(long, env = "RAPPORT_ENV", value_enum, default_value_t, global = true)]
+    pub env: Environment,
+    #[arg(
+        long,
+        env = "RAPPORT_LOG_FORMAT",
+        value_enum,
+        default_value_t,
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax, e.g. `info,rapport=debug`.
+    #[arg(long, env = "RAPPORT_LOG", default_value = "info", global = true)]
+    pub log: String,
+    /// Access-token signing key (at least 32 bytes). Never printed.
+    #[arg(
+        long,
+        env = "RAPPORT_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<String>,
+    #[arg(long, env = "RAPPORT_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+    /// Per-request timeout in seconds (streams are timed only until their headers).
+    #[arg(
+        long,
+        env = "RAPPORT_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub request_timeout_secs: u64,
+    /// How long a graceful shutdown waits for in-flight work, in seconds.
+    #[arg(
+        long,
+        env = "RAPPORT_SHUTDOWN_TIMEOUT_SECS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub shutdown_timeout_secs: u64,
+    /// Comma-separated CORS origins; empty allows any origin.
+    #[arg(
+        long,
+        env = "RAPPORT_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+    #[arg(
+        long,
+        env = "RAPPORT_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub database_max_connections: u32,
+}
+
+impl ServeArgs {
+    pub fn into_settings(self) -> anyhow::Result<Settings> {
+        let jwt_secret = self.jwt_secret.map(SecretString::from);
+        if self.env == Environment::Production && jwt_secret.is_none() {
+            bail!("RAPPORT_ENV=production requires RAPPORT_JWT_SECRET");
+        }
+        if self.max_body_bytes == 0 {
+            bail!("RAPPORT_MAX_BODY_BYTES must be positive");
+        }
+        Ok(Settings {
+            addr: self.addr,
+            database_url: self.database_url,
+            environment: self.env,
+            jwt_secret,
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            cors_origins: self
+                .cors_origins
+                .into_iter()
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            database_max_connections: self.database_max_connections.max(1),
+        })
+    }
+}
+
+/// Environment variables the server reads that are not declared as flags.
+const EXTRA_VARIABLES: &[&str] = &["RAPPORT_SUPERUSER_PASSWORD"];
+
+/// Refuses `RAPPORT_*` variables that no setting reads.
+pub fn reject_unknown_variables(
+    vars: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    let command = Cli::command();
+    let known: Vec<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .filter_map(|name| name.to_str().map(str::to_owned))
+        .chain(EXTRA_VARIABLES.iter().map(|s| s.to_string()))
+        .collect();
+    let unknown: Vec<String> = vars
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("RAPPORT_") && !known.contains(name))
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "unknown configuration variable(s): {}; known: {}",
+            unknown.join(", "),
+            known.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Reads a secret file written by a previous development run, or writes a new random one.
+pub fn load_or_create_dev_secret(dir: &std::path::Path) -> anyhow::Result<SecretString> {
+    use rand::RngCore;
+    let path = dir.join("rapport.jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let trimmed = existing.trim();
+        if trimmed.len() >= 32 {
+            return Ok(SecretString::from(trimmed.to_string()));
+        }
+    }
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "no RAPPORT_JWT_SECRET set: generated a development signing key and saved it; set one in production"
+    );
+    Ok(SecretString::from(secret))
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn unknown_variables_are_refused() {
+        let vars = vec![
+            ("RAPPORT_ADDR".to_string(), "x".to_string()),
+            ("RAPPORT_ADRR".to_string(), "x".to_string()),
+            ("PATH".to_string(), "x".to_string()),
+        ];
+        let err = reject_unknown_variables(vars.into_iter()).unwrap_err();
+        assert!(err.to_string().contains("RAPPORT_ADRR"));
+        assert!(!err.to_string().contains("PATH,"));
+    }
+
+    #[test]
+    fn known_variables_pass() {
+        let vars = vec![
+            ("RAPPORT_ADDR".to_string(), "x".to_string()),
+            ("RAPPORT_JWT_SECRET".to_string(), "x".to_string()),
+        ];
+        reject_unknown_variables(vars.into_iter()).unwrap();
+    }
+
+    #[test]
+    fn production_requires_a_secret() {
+        let cli = Cli::try_parse_from(["rapport", "--env", "production"]).unwrap();
+        assert!(cli.serve.into_settings().is_err());
+    }
+
+    #[test]
+    fn dev_secret_is_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create_dev_secret(dir.path()).unwrap();
+        let b = load_or_create_dev_secret(dir.path()).unwrap();
+        use secrecy::ExposeSecret;
+        assert_eq!(a.expose_secret(), b.expose_secret());
+        assert!(a.expose_secret().len() >= 32);
+    }
+}

@@ -1,0 +1,14 @@
+//! Rapport: a realtime, WebSocket-first conversation server.
+//!
+//! See `ARCHITECTURE.md` for how the modules fit together.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Settings;
