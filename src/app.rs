@@ -37,8 +37,8 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.addr))?;
         let addr = listener.local_addr()?;
-        let (routes, openapi) = crate::http::routes();
         let mut state = AppState::new(Arc::new(settings), db);
+        let (routes, openapi) = crate::http::routes(&state);
         state.openapi_json = Arc::new(Bytes::from(
             openapi
                 .to_json()

@@ -42,6 +42,11 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Maximum pooled database connections.
     pub database_max_connections: u32,
+    /// Earlier signing keys that still verify tokens during a key rotation.
+    pub jwt_previous_secrets: Vec<SecretString>,
+    /// Base URL clients reach this server at, used in emailed links.
+    pub public_url: Option<String>,
+    pub rate_limits: crate::http::rate_limit::RateLimitSettings,
 }
 
 impl Settings {
@@ -57,7 +62,19 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(20),
             cors_origins: Vec::new(),
             database_max_connections: 16,
+            jwt_previous_secrets: Vec::new(),
+            public_url: None,
+            rate_limits: Default::default(),
         }
+    }
+
+    /// The base URL for links sent to users.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.addr))
+            .trim_end_matches('/')
+            .to_string()
     }
 
     /// Where a generated development secret is kept: beside the SQLite file, else the working dir.
@@ -174,6 +191,21 @@ pub struct ServeArgs {
         global = true
     )]
     pub database_max_connections: u32,
+    /// Comma-separated earlier signing keys, still accepted during a key rotation. Never printed.
+    #[arg(
+        long,
+        env = "RAPPORT_JWT_PREVIOUS_SECRETS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        global = true
+    )]
+    pub jwt_previous_secrets: Vec<String>,
+    /// Base URL clients reach this server at (used in emailed links); defaults to the listen address.
+    #[arg(long, env = "RAPPORT_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Per-minute limits per route group, e.g. `auth_ip=30,account=600,org=3000,api_key=600`.
+    #[arg(long, env = "RAPPORT_RATE_LIMITS", default_value = "", global = true)]
+    pub rate_limits: String,
 }
 
 impl ServeArgs {
@@ -181,6 +213,12 @@ impl ServeArgs {
         let jwt_secret = self.jwt_secret.map(SecretString::from);
         if self.env == Environment::Production && jwt_secret.is_none() {
             bail!("RAPPORT_ENV=production requires RAPPORT_JWT_SECRET");
+        }
+        if jwt_secret
+            .as_ref()
+            .is_some_and(|s| secrecy::ExposeSecret::expose_secret(s).len() < 32)
+        {
+            bail!("RAPPORT_JWT_SECRET must be at least 32 bytes");
         }
         if self.max_body_bytes == 0 {
             bail!("RAPPORT_MAX_BODY_BYTES must be positive");
@@ -200,6 +238,14 @@ impl ServeArgs {
                 .filter(|o| !o.is_empty())
                 .collect(),
             database_max_connections: self.database_max_connections.max(1),
+            jwt_previous_secrets: self
+                .jwt_previous_secrets
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .map(SecretString::from)
+                .collect(),
+            public_url: self.public_url,
+            rate_limits: crate::http::rate_limit::RateLimitSettings::parse(&self.rate_limits)?,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` for how the modules fit together.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;

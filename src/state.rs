@@ -8,7 +8,9 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::tokens::KeyRing;
 use crate::config::Settings;
+use crate::http::rate_limit::RateLimits;
 use crate::storage::Db;
 
 #[derive(Clone)]
@@ -20,6 +22,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Background work that shutdown waits for.
     pub tasks: TaskTracker,
+    pub keys: Arc<KeyRing>,
+    pub rate_limits: Arc<RateLimits>,
     /// The serialised OpenAPI document, built once at start-up.
     pub openapi_json: Arc<Bytes>,
     draining: Arc<AtomicBool>,
@@ -27,7 +31,20 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(settings: Arc<Settings>, db: Db) -> Self {
+        use secrecy::ExposeSecret;
+        let current = settings
+            .jwt_secret
+            .as_ref()
+            .map(|s| s.expose_secret().to_string())
+            .unwrap_or_default();
+        let previous: Vec<String> = settings
+            .jwt_previous_secrets
+            .iter()
+            .map(|s| s.expose_secret().to_string())
+            .collect();
         Self {
+            keys: Arc::new(KeyRing::new(&current, &previous)),
+            rate_limits: Arc::new(RateLimits::new(&settings.rate_limits)),
             settings,
             db,
             started_at: Instant::now(),

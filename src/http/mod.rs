@@ -1,10 +1,13 @@
 //! The HTTP edge: one module per resource, each with its own router, merged here under `/api/v1`.
 
+pub mod auth;
+pub mod authn;
 pub mod health;
 pub mod json;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+pub mod rate_limit;
 pub mod request_id;
 
 use axum::extract::DefaultBodyLimit;
@@ -24,9 +27,10 @@ use crate::state::AppState;
 pub const API_PREFIX: &str = "/api/v1";
 
 /// All routes with their OpenAPI document.
-pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let api = OpenApiRouter::new()
         .merge(health::api_router())
+        .merge(auth::router(state.clone()))
         .merge(openapi::router());
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest(API_PREFIX, api)

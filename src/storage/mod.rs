@@ -9,6 +9,14 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub mod api_keys;
+pub mod audit;
+pub mod one_time_tokens;
+pub mod orgs;
+pub mod outbox;
+pub mod sessions;
+pub mod users;
+
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};

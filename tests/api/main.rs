@@ -1,0 +1,6 @@
+//! Integration tests: the real server on a random port, driven over HTTP and WebSocket.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod foundation;
+mod helpers;
