@@ -5,8 +5,10 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod conversation;
 pub mod error;
 pub mod http;
+pub mod llm;
 pub mod state;
 pub mod storage;
 pub mod telemetry;
