@@ -253,6 +253,9 @@ impl ServeArgs {
 /// Environment variables the server reads that are not declared as flags.
 const EXTRA_VARIABLES: &[&str] = &["RAPPORT_SUPERUSER_PASSWORD"];
 
+/// Namespaces of the development scripts (local PostgreSQL, test harness), not server settings.
+const TOOLING_PREFIXES: &[&str] = &["RAPPORT_PG_", "RAPPORT_TEST_"];
+
 /// Refuses `RAPPORT_*` variables that no setting reads.
 pub fn reject_unknown_variables(
     vars: impl Iterator<Item = (String, String)>,
@@ -267,6 +270,7 @@ pub fn reject_unknown_variables(
     let unknown: Vec<String> = vars
         .map(|(name, _)| name)
         .filter(|name| name.starts_with("RAPPORT_") && !known.contains(name))
+        .filter(|name| !TOOLING_PREFIXES.iter().any(|p| name.starts_with(p)))
         .collect();
     if !unknown.is_empty() {
         bail!(
