@@ -37,7 +37,7 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.addr))?;
         let addr = listener.local_addr()?;
-        let mut state = AppState::new(Arc::new(settings), db);
+        let mut state = AppState::new(Arc::new(settings), db)?;
         let (routes, openapi) = crate::http::routes(&state);
         state.openapi_json = Arc::new(Bytes::from(
             openapi
@@ -95,6 +95,8 @@ impl Application {
         state.start_draining();
         tracing::info!(timeout = ?state.settings.shutdown_timeout, "shutting down: draining");
         let deadline = tokio::time::Instant::now() + state.settings.shutdown_timeout;
+        // Live connections are told to reconnect elsewhere; sessions checkpoint and flush.
+        state.hub.shutdown(deadline).await;
         match tokio::time::timeout_at(deadline, &mut server).await {
             Ok(result) => result
                 .context("server task failed")?

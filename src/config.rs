@@ -47,6 +47,47 @@ pub struct Settings {
     /// Base URL clients reach this server at, used in emailed links.
     pub public_url: Option<String>,
     pub rate_limits: crate::http::rate_limit::RateLimitSettings,
+    pub llm: LlmSettings,
+    pub hub: crate::hub::HubSettings,
+}
+
+/// Which model answers: an OpenAI-compatible server when a base URL is set, else the offline
+/// template provider.
+#[derive(Debug, Clone)]
+pub struct LlmSettings {
+    pub base_url: Option<String>,
+    pub api_key: Option<SecretString>,
+    pub model: String,
+    /// Pace of the offline provider's word-by-word stream.
+    pub offline_word_delay: Duration,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            api_key: None,
+            model: "gpt-4o-mini".into(),
+            offline_word_delay: Duration::from_millis(15),
+        }
+    }
+}
+
+impl LlmSettings {
+    pub fn provider(&self) -> anyhow::Result<std::sync::Arc<dyn crate::llm::ChatProvider>> {
+        Ok(match &self.base_url {
+            Some(base_url) => {
+                let mut config =
+                    crate::llm::OpenAiConfig::new(base_url.clone(), self.model.clone());
+                config.api_key = self.api_key.clone();
+                std::sync::Arc::new(
+                    crate::llm::OpenAiProvider::new(config)
+                        .map_err(|e| anyhow::anyhow!("configuring the LLM provider: {e}"))?,
+                )
+            }
+            None => std::sync::Arc::new(crate::llm::OfflineProvider::new(self.offline_word_delay)),
+        })
+    }
 }
 
 impl Settings {
@@ -65,6 +106,8 @@ impl Settings {
             jwt_previous_secrets: Vec::new(),
             public_url: None,
             rate_limits: Default::default(),
+            llm: LlmSettings::default(),
+            hub: Default::default(),
         }
     }
 
@@ -206,6 +249,35 @@ pub struct ServeArgs {
     /// Per-minute limits per route group, e.g. `auth_ip=30,account=600,org=3000,api_key=600`.
     #[arg(long, env = "RAPPORT_RATE_LIMITS", default_value = "", global = true)]
     pub rate_limits: String,
+    /// OpenAI-compatible API base (e.g. `http://127.0.0.1:8000/v1`); unset uses the offline provider.
+    #[arg(long, env = "RAPPORT_LLM_BASE_URL", global = true)]
+    pub llm_base_url: Option<String>,
+    /// API key for the LLM server. Never printed.
+    #[arg(
+        long,
+        env = "RAPPORT_LLM_API_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub llm_api_key: Option<String>,
+    #[arg(
+        long,
+        env = "RAPPORT_LLM_MODEL",
+        default_value = "gpt-4o-mini",
+        global = true
+    )]
+    pub llm_model: String,
+    /// Milliseconds between words of the offline provider's stream.
+    #[arg(
+        long,
+        env = "RAPPORT_OFFLINE_WORD_DELAY_MS",
+        default_value_t = 15,
+        global = true
+    )]
+    pub offline_word_delay_ms: u64,
+    /// Credits granted to every new account.
+    #[arg(long, env = "RAPPORT_FREE_CREDITS", default_value_t = 3, global = true)]
+    pub free_credits: i64,
 }
 
 impl ServeArgs {
@@ -246,6 +318,16 @@ impl ServeArgs {
                 .collect(),
             public_url: self.public_url,
             rate_limits: crate::http::rate_limit::RateLimitSettings::parse(&self.rate_limits)?,
+            llm: LlmSettings {
+                base_url: self.llm_base_url.filter(|u| !u.is_empty()),
+                api_key: self.llm_api_key.map(SecretString::from),
+                model: self.llm_model,
+                offline_word_delay: Duration::from_millis(self.offline_word_delay_ms),
+            },
+            hub: crate::hub::HubSettings {
+                free_credits: self.free_credits.max(0),
+                ..Default::default()
+            },
         })
     }
 }

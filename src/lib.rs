@@ -8,6 +8,7 @@ pub mod config;
 pub mod conversation;
 pub mod error;
 pub mod http;
+pub mod hub;
 pub mod llm;
 pub mod state;
 pub mod storage;

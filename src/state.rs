@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::tokens::KeyRing;
 use crate::config::Settings;
 use crate::http::rate_limit::RateLimits;
+use crate::hub::Hub;
 use crate::storage::Db;
 
 #[derive(Clone)]
@@ -23,6 +24,7 @@ pub struct AppState {
     /// Background work that shutdown waits for.
     pub tasks: TaskTracker,
     pub keys: Arc<KeyRing>,
+    pub hub: Hub,
     pub rate_limits: Arc<RateLimits>,
     /// The serialised OpenAPI document, built once at start-up.
     pub openapi_json: Arc<Bytes>,
@@ -30,7 +32,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(settings: Arc<Settings>, db: Db) -> Self {
+    pub fn new(settings: Arc<Settings>, db: Db) -> anyhow::Result<Self> {
         use secrecy::ExposeSecret;
         let current = settings
             .jwt_secret
@@ -42,17 +44,25 @@ impl AppState {
             .iter()
             .map(|s| s.expose_secret().to_string())
             .collect();
-        Self {
+        let tasks = TaskTracker::new();
+        let hub = Hub::new(
+            db.clone(),
+            settings.hub.clone(),
+            settings.llm.provider()?,
+            tasks.clone(),
+        )?;
+        Ok(Self {
+            hub,
             keys: Arc::new(KeyRing::new(&current, &previous)),
             rate_limits: Arc::new(RateLimits::new(&settings.rate_limits)),
             settings,
             db,
             started_at: Instant::now(),
             shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            tasks,
             openapi_json: Arc::new(Bytes::new()),
             draining: Arc::new(AtomicBool::new(false)),
-        }
+        })
     }
 
     pub fn is_draining(&self) -> bool {

@@ -331,6 +331,13 @@ async fn register(
     tx.commit().await?;
 
     send_verification(&state, &user).await?;
+    let free = state.settings.hub.free_credits;
+    if free > 0 {
+        state
+            .db
+            .grant_credits(&user.id, free, &format!("signup:{}", user.id))
+            .await?;
+    }
     state
         .db
         .audit(AuditEvent {

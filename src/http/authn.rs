@@ -88,6 +88,15 @@ impl Principal {
         }
     }
 
+    /// Verified accounts, and members (app users, who may start before verifying their email).
+    pub fn require_verified_or_member(&self) -> Result<(), ApiError> {
+        if self.role == Role::Member {
+            Ok(())
+        } else {
+            self.require_verified()
+        }
+    }
+
     /// The principal's own organisation, or 404 for any other, so existence never leaks.
     pub fn require_org(&self, org_id: &str) -> Result<(), ApiError> {
         if self.belongs_to(org_id) {

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod authn;
+pub mod conversation;
 pub mod health;
 pub mod json;
 pub mod openapi;
@@ -9,6 +10,7 @@ pub mod pagination;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
+pub mod ws;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Method, StatusCode};
@@ -31,11 +33,15 @@ pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
     let api = OpenApiRouter::new()
         .merge(health::api_router())
         .merge(auth::router(state.clone()))
+        .merge(conversation::router())
+        .routes(utoipa_axum::routes!(ws::upgrade))
         .merge(openapi::router());
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest(API_PREFIX, api)
         .merge(health::probe_router())
-        .split_for_parts()
+        .split_for_parts();
+    openapi::add_problem_defaults(&mut document);
+    (router, document)
 }
 
 /// The full application: routes, fallbacks and the middleware every request passes through.

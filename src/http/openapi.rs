@@ -50,6 +50,40 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// Every operation may fail with a problem document (rate limits, oversized bodies, timeouts…):
+/// documented once as each operation's `default` response. Runs on the assembled document.
+pub fn add_problem_defaults(openapi: &mut utoipa::openapi::OpenApi) {
+    {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let response = ResponseBuilder::new()
+            .description("An error, as an RFC 7807 problem document")
+            .content(
+                crate::error::PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.responses
+                    .responses
+                    .entry("default".to_string())
+                    .or_insert_with(|| response.clone().into());
+            }
+        }
+    }
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(openapi_json))
 }

@@ -11,6 +11,10 @@ use std::time::Duration;
 
 pub mod api_keys;
 pub mod audit;
+pub mod content;
+pub mod conversations;
+pub mod credits;
+pub mod jobs;
 pub mod one_time_tokens;
 pub mod orgs;
 pub mod outbox;

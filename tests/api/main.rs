@@ -4,3 +4,5 @@
 mod auth;
 mod foundation;
 mod helpers;
+mod hub;
+mod ws_client;

@@ -1,0 +1,812 @@
+//! One session, owned by one task. Connections and the REST mirror talk to it through bounded
+//! channels; it numbers and logs every frame, fans them out, drives the state machine, streams the
+//! model's replies and checkpoints every turn.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::frames::{ConnectionFrame, ErrorCode, SessionFrame};
+use super::{Hub, HubError, Owner};
+use crate::conversation::{Conversation, Effect, Event, State};
+use crate::llm::{ChatMessage, ChatRequest, LlmError, Purpose, StreamEvent};
+use crate::storage::conversations::{FrameRecord, SessionRow};
+
+/// A connection (or REST request) receiving this session's frames.
+pub struct Subscriber {
+    pub id: u64,
+    pub tx: mpsc::Sender<Arc<str>>,
+    /// Cancelled when the subscriber could not keep up and was dropped.
+    pub kicked: CancellationToken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Replay every frame after this number, then live frames.
+    Resume(i64),
+    /// Live frames only (REST requests following one answer).
+    Live,
+}
+
+pub struct Attached {
+    pub kind: &'static str,
+    pub replay: Vec<Arc<str>>,
+    pub last_seq: i64,
+    pub resumed: bool,
+    /// Set when the requested frames are older than the retained window: the oldest still kept.
+    pub resume_failed: Option<i64>,
+}
+
+pub struct Snapshot {
+    pub state: State,
+    pub context: serde_json::Value,
+    pub last_seq: i64,
+    pub busy: bool,
+    pub content_type: Option<String>,
+}
+
+pub struct CompleteStarted {
+    pub job_id: String,
+    pub estimated_time_s: u32,
+}
+
+pub enum Command {
+    Attach {
+        owner: Owner,
+        subscriber: Subscriber,
+        mode: AttachMode,
+        reply: oneshot::Sender<Result<Attached, HubError>>,
+    },
+    Detach {
+        subscriber_id: u64,
+    },
+    /// Answered with whether the id was a duplicate.
+    Message {
+        content: String,
+        client_message_id: String,
+        reply: oneshot::Sender<Result<bool, HubError>>,
+    },
+    Cancel,
+    Complete {
+        confirm: bool,
+        reply: oneshot::Sender<Result<Option<CompleteStarted>, HubError>>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<Snapshot>,
+    },
+    Stream {
+        turn: u64,
+        event: TurnEvent,
+    },
+    Generation {
+        job_id: String,
+        event: GenerationEvent,
+    },
+}
+
+pub enum TurnEvent {
+    Delta(String),
+    Finished,
+    Failed(LlmError),
+}
+
+#[derive(Debug, Clone)]
+pub enum GenerationEvent {
+    Progress {
+        stage: &'static str,
+        percent: u8,
+    },
+    Succeeded {
+        content_id: String,
+        credits_remaining: i64,
+    },
+    Failed {
+        code: String,
+        message: String,
+    },
+}
+
+/// The answer being streamed.
+struct Turn {
+    number: u64,
+    message_id: Arc<str>,
+    text: String,
+    cancel: CancellationToken,
+}
+
+pub struct SessionActor {
+    hub: Hub,
+    id: Arc<str>,
+    kind: &'static str,
+    org_id: String,
+    user_id: Option<String>,
+    conversation: Option<Conversation>,
+    last_seq: i64,
+    subscribers: Vec<Subscriber>,
+    turn: Option<Turn>,
+    turns: u64,
+    /// Whether the session has spoken yet (its opening frames are sent on first attach).
+    opened: bool,
+    me: mpsc::Sender<Command>,
+}
+
+impl SessionActor {
+    pub fn restore(
+        hub: Hub,
+        row: SessionRow,
+        highest_frame: i64,
+        me: mpsc::Sender<Command>,
+    ) -> Result<Self, HubError> {
+        let kind = if row.kind == "chat" { "chat" } else { "guided" };
+        let conversation = if kind == "guided" {
+            Some(
+                serde_json::from_str::<Conversation>(&row.checkpoint).map_err(|error| {
+                    tracing::error!(session_id = %row.id, %error, "unreadable checkpoint");
+                    HubError::new(ErrorCode::Internal, "the session cannot be restored")
+                })?,
+            )
+        } else {
+            None
+        };
+        let last_seq = row.last_seq.max(highest_frame);
+        Ok(Self {
+            hub,
+            id: row.id.into(),
+            kind,
+            org_id: row.org_id,
+            user_id: row.user_id,
+            conversation,
+            last_seq,
+            subscribers: Vec::new(),
+            turn: None,
+            turns: 0,
+            opened: last_seq > 0,
+            me,
+        })
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        self.reconcile_generation().await;
+        let idle_evict = self.hub.settings().idle_evict;
+        let draining = self.hub.inner.draining.clone();
+        loop {
+            let idle = self.subscribers.is_empty() && self.turn.is_none() && !self.generating();
+            tokio::select! {
+                command = rx.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => break,
+                },
+                () = tokio::time::sleep(idle_evict), if idle => break,
+                () = draining.cancelled() => {
+                    if let Some(turn) = &self.turn {
+                        turn.cancel.cancel();
+                    }
+                    break;
+                }
+            }
+        }
+        // Stop taking commands before leaving the registry, so none is lost in between.
+        rx.close();
+        self.hub.forget(&self.id, &self.me);
+        self.checkpoint().await;
+    }
+
+    fn generating(&self) -> bool {
+        self.conversation
+            .as_ref()
+            .is_some_and(|c| c.state() == State::Generating)
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Attach {
+                owner,
+                subscriber,
+                mode,
+                reply,
+            } => self.attach(owner, subscriber, mode, reply).await,
+            Command::Detach { subscriber_id } => {
+                self.subscribers.retain(|s| s.id != subscriber_id);
+            }
+            Command::Message {
+                content,
+                client_message_id,
+                reply,
+            } => {
+                let result = self.message(content, client_message_id, reply).await;
+                if let Err((reply, error)) = result {
+                    let _ = reply.send(Err(error));
+                }
+            }
+            Command::Cancel => self.cancel().await,
+            Command::Complete { confirm, reply } => {
+                let result = self.complete(confirm).await;
+                let _ = reply.send(result);
+            }
+            Command::Snapshot { reply } => {
+                let _ = reply.send(self.snapshot());
+            }
+            Command::Stream { turn, event } => self.stream_event(turn, event).await,
+            Command::Generation { job_id, event } => self.generation_event(job_id, event).await,
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let (state, context, content_type) = match &self.conversation {
+            Some(c) => (
+                c.state(),
+                serde_json::to_value(c.slots()).unwrap_or_default(),
+                Some(c.content_type().as_str().to_string()),
+            ),
+            None => (State::Greeting, serde_json::json!({}), None),
+        };
+        Snapshot {
+            state,
+            context,
+            last_seq: self.last_seq,
+            busy: self.turn.is_some(),
+            content_type,
+        }
+    }
+
+    fn owned_by(&self, owner: &Owner) -> bool {
+        match owner {
+            Owner::User { user_id, org_id } => {
+                self.user_id.as_deref() == Some(user_id.as_str()) && &self.org_id == org_id
+            }
+            Owner::Visitor { session_id, org_id } => {
+                self.kind == "chat" && *session_id == *self.id && &self.org_id == org_id
+            }
+        }
+    }
+
+    async fn attach(
+        &mut self,
+        owner: Owner,
+        subscriber: Subscriber,
+        mode: AttachMode,
+        reply: oneshot::Sender<Result<Attached, HubError>>,
+    ) {
+        if !self.owned_by(&owner) {
+            let _ = reply.send(Err(HubError::not_found()));
+            return;
+        }
+        let highest = self.last_seq;
+        let retained = self.hub.settings().retained_frames;
+        let oldest = (highest - retained + 1).max(1);
+        let mut attached = Attached {
+            kind: self.kind,
+            replay: Vec::new(),
+            last_seq: highest,
+            resumed: false,
+            resume_failed: None,
+        };
+        match mode {
+            AttachMode::Live => {}
+            AttachMode::Resume(after) if after > highest => {
+                let _ = reply.send(Err(HubError::new(
+                    ErrorCode::InvalidState,
+                    format!("last_seq {after} is ahead of this session ({highest})"),
+                )));
+                return;
+            }
+            AttachMode::Resume(after) if after == 0 || after >= oldest - 1 => {
+                // Everything emitted so far must be in storage before it is read back.
+                self.hub.inner.frame_log.barrier().await;
+                let from = after.max(oldest - 1);
+                match self.hub.db().frames_between(&self.id, from, highest).await {
+                    Ok(frames) => {
+                        attached.replay = frames.into_iter().map(|(_, f)| f.into()).collect();
+                        attached.resumed = true;
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error.into()));
+                        return;
+                    }
+                }
+            }
+            AttachMode::Resume(_) => attached.resume_failed = Some(oldest),
+        }
+        let resume_failed = attached.resume_failed.is_some();
+        self.subscribers.push(subscriber);
+        let _ = reply.send(Ok(attached));
+        if resume_failed {
+            self.emit_state().await;
+        }
+        if !self.opened {
+            self.opened = true;
+            self.open().await;
+        }
+    }
+
+    /// The first words of a new session: its state and the greeting with the first question.
+    async fn open(&mut self) {
+        let Some(conversation) = &self.conversation else {
+            return;
+        };
+        let content_type = conversation.content_type();
+        let question = conversation
+            .current_question()
+            .map(|q| q.text())
+            .unwrap_or_default();
+        let text = format!(
+            "{} {}",
+            crate::conversation::greeting(content_type),
+            question
+        )
+        .trim()
+        .to_string();
+        self.emit_state().await;
+        self.speak(text, None).await;
+    }
+
+    async fn message(
+        &mut self,
+        content: String,
+        client_message_id: String,
+        reply: oneshot::Sender<Result<bool, HubError>>,
+    ) -> Result<(), (oneshot::Sender<Result<bool, HubError>>, HubError)> {
+        let db = self.hub.db().clone();
+        match db.client_message_seen(&self.id, &client_message_id).await {
+            Ok(true) => {
+                let _ = reply.send(Ok(true));
+                return Ok(());
+            }
+            Ok(false) => {}
+            Err(e) => return Err((reply, e.into())),
+        }
+        if self.turn.is_some() {
+            return Err((
+                reply,
+                HubError::new(
+                    ErrorCode::Busy,
+                    "an answer is still streaming; wait or cancel",
+                ),
+            ));
+        }
+        if let Some(conversation) = &self.conversation {
+            if conversation.is_terminal() || conversation.state() == State::Generating {
+                return Err((
+                    reply,
+                    HubError::new(
+                        ErrorCode::InvalidState,
+                        format!("the session is {}", conversation.state().as_str()),
+                    ),
+                ));
+            }
+        }
+        match db.record_client_message(&self.id, &client_message_id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = reply.send(Ok(true));
+                return Ok(());
+            }
+            Err(e) => return Err((reply, e.into())),
+        }
+        let _ = reply.send(Ok(false));
+
+        self.emit(SessionFrame::MessageDone {
+            message_id: crate::storage::new_id().into(),
+            role: "user",
+            content: content.clone(),
+            cancelled: false,
+            client_message_id: Some(client_message_id.clone()),
+            citations: None,
+        })
+        .await;
+        let (reply_text, changed) = self.apply_text(&content);
+        if changed {
+            self.emit_state().await;
+        }
+        self.speak(reply_text, Some(client_message_id)).await;
+        self.checkpoint().await;
+        Ok(())
+    }
+
+    /// Feeds free text to the state machine: what to say next, and whether state or slots changed.
+    fn apply_text(&mut self, content: &str) -> (String, bool) {
+        let Some(conversation) = self.conversation.as_mut() else {
+            return (String::new(), false);
+        };
+        let Some(event) = conversation.event_for_text(content) else {
+            let again = conversation
+                .current_question()
+                .map(|q| q.text())
+                .unwrap_or_default();
+            return (again, false);
+        };
+        let effects = conversation.handle(event).unwrap_or_default();
+        let changed = effects
+            .iter()
+            .any(|e| matches!(e, Effect::StateChanged { .. } | Effect::SlotsUpdated { .. }));
+        (self.say_effects(&effects), changed)
+    }
+
+    fn say_effects(&self, effects: &[Effect]) -> String {
+        let mut parts = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::Unrecognised => parts.push("Sorry, I did not quite catch that.".to_string()),
+                Effect::Ask(question) => parts.push(question.text()),
+                Effect::GenerationFailed { retries_left, .. } => parts.push(format!(
+                    "Creating it did not work this time; no credit was used. Confirm to try again ({retries_left} tries left)."
+                )),
+                _ => {}
+            }
+        }
+        parts.join(" ")
+    }
+
+    /// Streams an assistant message: the engine decided the words, the provider phrases and streams them.
+    async fn speak(&mut self, text: String, in_reply_to: Option<String>) {
+        if text.is_empty() {
+            return;
+        }
+        self.turns += 1;
+        let message_id: Arc<str> = crate::storage::new_id().into();
+        let cancel = CancellationToken::new();
+        self.turn = Some(Turn {
+            number: self.turns,
+            message_id: message_id.clone(),
+            text: String::new(),
+            cancel: cancel.clone(),
+        });
+        self.emit(SessionFrame::MessageStarted {
+            message_id,
+            role: "assistant",
+            in_reply_to,
+        })
+        .await;
+        let request = ChatRequest::new(
+            vec![
+                ChatMessage::system(
+                    "You are a warm, concise guide helping the user shape a personal practice. \
+                     Ask exactly the question given, in one or two sentences, and nothing else.",
+                ),
+                ChatMessage::user(text.clone()),
+            ],
+            Purpose::Question { text },
+        );
+        let llm = self.hub.llm().clone();
+        let me = self.me.clone();
+        let turn = self.turns;
+        self.hub.inner.tasks.spawn(async move {
+            let send = |event| me.send(Command::Stream { turn, event });
+            match llm.stream(request, cancel.clone()).await {
+                Ok(mut stream) => loop {
+                    match stream.next().await {
+                        Some(Ok(StreamEvent::Delta(delta))) => {
+                            if send(TurnEvent::Delta(delta)).await.is_err() {
+                                cancel.cancel();
+                                break;
+                            }
+                        }
+                        Some(Ok(StreamEvent::Usage(_))) => {}
+                        Some(Ok(StreamEvent::Done { .. })) | None => {
+                            let _ = send(TurnEvent::Finished).await;
+                            break;
+                        }
+                        Some(Err(error)) => {
+                            let _ = send(TurnEvent::Failed(error)).await;
+                            break;
+                        }
+                    }
+                },
+                Err(error) => {
+                    let _ = send(TurnEvent::Failed(error)).await;
+                }
+            }
+        });
+    }
+
+    async fn stream_event(&mut self, number: u64, event: TurnEvent) {
+        let Some(turn) = self.turn.as_mut().filter(|t| t.number == number) else {
+            return;
+        };
+        match event {
+            TurnEvent::Delta(delta) => {
+                turn.text.push_str(&delta);
+                let message_id = turn.message_id.clone();
+                self.emit(SessionFrame::Token { message_id, delta }).await;
+            }
+            TurnEvent::Finished => self.finish_turn(false, None).await,
+            TurnEvent::Failed(LlmError::Cancelled) => self.finish_turn(true, None).await,
+            TurnEvent::Failed(error) => self.finish_turn(true, Some(error)).await,
+        }
+    }
+
+    async fn finish_turn(&mut self, cancelled: bool, error: Option<LlmError>) {
+        let Some(turn) = self.turn.take() else {
+            return;
+        };
+        self.emit(SessionFrame::MessageDone {
+            message_id: turn.message_id,
+            role: "assistant",
+            content: turn.text,
+            cancelled,
+            client_message_id: None,
+            citations: None,
+        })
+        .await;
+        if let Some(error) = error {
+            let code = if error.code() == "upstream_timeout" {
+                ErrorCode::UpstreamTimeout
+            } else {
+                ErrorCode::UpstreamError
+            };
+            self.tell_all(ConnectionFrame::error(code, error.to_string(), None));
+        }
+        self.checkpoint().await;
+    }
+
+    async fn cancel(&mut self) {
+        if let Some(turn) = &self.turn {
+            turn.cancel.cancel();
+            return;
+        }
+        if self.generating() {
+            let job_id = self
+                .conversation
+                .as_ref()
+                .and_then(|c| c.generation().job_id.clone());
+            if let Some(conversation) = self.conversation.as_mut() {
+                let _ = conversation.handle(Event::Cancel);
+            }
+            if let Some(job_id) = job_id {
+                let _ = self.hub.db().cancel_job(&job_id).await;
+                super::generation::cancel(&self.hub, &job_id);
+            }
+            self.emit_state().await;
+            self.checkpoint().await;
+        }
+    }
+
+    async fn complete(&mut self, confirm: bool) -> Result<Option<CompleteStarted>, HubError> {
+        if self.turn.is_some() {
+            return Err(HubError::new(
+                ErrorCode::Busy,
+                "an answer is still streaming",
+            ));
+        }
+        let state = self
+            .conversation
+            .as_ref()
+            .map(Conversation::state)
+            .ok_or_else(|| {
+                HubError::new(ErrorCode::InvalidState, "chat sessions do not complete")
+            })?;
+        if state != State::Confirmation {
+            return Err(HubError::new(
+                ErrorCode::InvalidState,
+                format!(
+                    "complete is accepted in Confirmation, not {}",
+                    state.as_str()
+                ),
+            ));
+        }
+        if !confirm {
+            let effects = self
+                .conversation
+                .as_mut()
+                .and_then(|c| c.handle(Event::Revise).ok())
+                .unwrap_or_default();
+            let text = self.say_effects(&effects);
+            self.emit_state().await;
+            self.speak(text, None).await;
+            self.checkpoint().await;
+            return Ok(None);
+        }
+        let user_id = self
+            .user_id
+            .clone()
+            .ok_or_else(|| HubError::new(ErrorCode::Forbidden, "only accounts can generate"))?;
+        let balance = self.hub.db().credit_balance(&user_id).await?;
+        if balance < 1 {
+            return Err(HubError::new(
+                ErrorCode::InsufficientCredits,
+                format!("creating this needs 1 credit; the balance is {balance}"),
+            ));
+        }
+        let conversation = self
+            .conversation
+            .as_mut()
+            .ok_or_else(|| HubError::new(ErrorCode::InvalidState, "no conversation"))?;
+        let effects = conversation
+            .handle(Event::Confirm)
+            .map_err(|e| HubError::new(ErrorCode::InvalidState, e.to_string()))?;
+        let Some(spec) = effects.iter().find_map(|e| match e {
+            Effect::StartGeneration(spec) => Some(spec.clone()),
+            _ => None,
+        }) else {
+            return Err(HubError::new(ErrorCode::Internal, "nothing to generate"));
+        };
+        let job_id = format!("{}:{}", self.id, spec.attempt);
+        let spec_json = serde_json::to_string(&spec)
+            .map_err(|_| HubError::new(ErrorCode::Internal, "spec encoding"))?;
+        self.hub
+            .db()
+            .enqueue_job(&job_id, &self.id, &user_id, &self.org_id, &spec_json)
+            .await?;
+        if let Some(conversation) = self.conversation.as_mut() {
+            let _ = conversation.handle(Event::GenerationStarted {
+                job_id: job_id.clone(),
+            });
+        }
+        let estimated_time_s = super::generation::estimated_seconds(&spec);
+        self.emit_state().await;
+        self.emit(SessionFrame::GenerationProgress {
+            job_id: job_id.clone(),
+            stage: "queued",
+            percent: 0,
+            estimated_time_s: Some(estimated_time_s),
+        })
+        .await;
+        self.checkpoint().await;
+        super::generation::start(&self.hub, job_id.clone());
+        Ok(Some(CompleteStarted {
+            job_id,
+            estimated_time_s,
+        }))
+    }
+
+    async fn generation_event(&mut self, job_id: String, event: GenerationEvent) {
+        let current = self
+            .conversation
+            .as_ref()
+            .filter(|c| c.state() == State::Generating)
+            .and_then(|c| c.generation().job_id.clone());
+        if current.as_deref() != Some(job_id.as_str()) {
+            return;
+        }
+        match event {
+            GenerationEvent::Progress { stage, percent } => {
+                self.emit(SessionFrame::GenerationProgress {
+                    job_id,
+                    stage,
+                    percent,
+                    estimated_time_s: None,
+                })
+                .await;
+            }
+            GenerationEvent::Succeeded {
+                content_id,
+                credits_remaining,
+            } => {
+                self.emit(SessionFrame::GenerationCompleted {
+                    job_id,
+                    content_id: content_id.clone(),
+                    credits_remaining,
+                })
+                .await;
+                if let Some(conversation) = self.conversation.as_mut() {
+                    let _ = conversation.handle(Event::GenerationSucceeded { content_id });
+                }
+                self.emit_state().await;
+                self.checkpoint().await;
+            }
+            GenerationEvent::Failed { code, message } => {
+                self.emit(SessionFrame::GenerationFailed {
+                    job_id,
+                    code,
+                    message: message.clone(),
+                })
+                .await;
+                let effects = self
+                    .conversation
+                    .as_mut()
+                    .and_then(|c| c.handle(Event::GenerationFailed { reason: message }).ok())
+                    .unwrap_or_default();
+                self.emit_state().await;
+                let text = self.say_effects(&effects);
+                self.speak(text, None).await;
+                self.checkpoint().await;
+            }
+        }
+    }
+
+    /// After a restart: a job that finished while the session was not in memory is applied now.
+    async fn reconcile_generation(&mut self) {
+        let Some(job_id) = self
+            .conversation
+            .as_ref()
+            .filter(|c| c.state() == State::Generating)
+            .and_then(|c| c.generation().job_id.clone())
+        else {
+            return;
+        };
+        let Ok(Some(job)) = self.hub.db().job(&job_id).await else {
+            return;
+        };
+        let event = match job.status.as_str() {
+            "succeeded" => {
+                let user_id = self.user_id.clone().unwrap_or_default();
+                let credits_remaining = self.hub.db().credit_balance(&user_id).await.unwrap_or(0);
+                GenerationEvent::Succeeded {
+                    content_id: job.content_id.unwrap_or_default(),
+                    credits_remaining,
+                }
+            }
+            "failed" => GenerationEvent::Failed {
+                code: "generation_failed".into(),
+                message: job.error.unwrap_or_else(|| "generation failed".into()),
+            },
+            _ => {
+                super::generation::start(&self.hub, job_id);
+                return;
+            }
+        };
+        self.generation_event(job_id, event).await;
+    }
+
+    async fn emit_state(&mut self) {
+        let Some(conversation) = &self.conversation else {
+            return;
+        };
+        let frame = SessionFrame::State {
+            state: conversation.state().as_str(),
+            context: serde_json::to_value(conversation.slots()).unwrap_or_default(),
+        };
+        self.emit(frame).await;
+    }
+
+    /// Numbers a frame, logs it for resume and fans it out. A subscriber whose queue is full is
+    /// dropped (it resumes from the log), so a slow reader never grows the server's memory.
+    async fn emit(&mut self, frame: SessionFrame) {
+        self.last_seq += 1;
+        let encoded = frame.encode(self.last_seq, &self.id);
+        self.hub
+            .inner
+            .frame_log
+            .append(FrameRecord {
+                session_id: self.id.clone(),
+                seq: self.last_seq,
+                frame: encoded.clone(),
+            })
+            .await;
+        self.subscribers
+            .retain(|s| match s.tx.try_send(encoded.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    s.kicked.cancel();
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
+    }
+
+    /// Unnumbered frames to every attached connection (e.g. an upstream error).
+    fn tell_all(&mut self, frame: ConnectionFrame) {
+        let encoded: Arc<str> = frame.encode().into();
+        self.subscribers
+            .retain(|s| s.tx.try_send(encoded.clone()).is_ok());
+    }
+
+    async fn checkpoint(&mut self) {
+        let Some(conversation) = &self.conversation else {
+            let _ = self
+                .hub
+                .db()
+                .checkpoint_session(&self.id, "Open", "{}", self.last_seq)
+                .await;
+            return;
+        };
+        let Ok(json) = serde_json::to_string(conversation) else {
+            return;
+        };
+        if let Err(error) = self
+            .hub
+            .db()
+            .checkpoint_session(
+                &self.id,
+                conversation.state().as_str(),
+                &json,
+                self.last_seq,
+            )
+            .await
+        {
+            tracing::error!(session_id = %self.id, %error, "checkpoint failed");
+        }
+    }
+}

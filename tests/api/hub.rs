@@ -1,0 +1,282 @@
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+use crate::ws_client::{last_state, Client};
+
+async fn balance(app: &crate::helpers::TestApp, user_id: &str) -> i64 {
+    let mut db = app.db().await;
+    let (b,): (i64,) = sqlx::query_as("SELECT balance FROM credit_balances WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    b
+}
+
+/// Drives a guided session to Confirmation; returns the client and the session id.
+pub async fn session_at_confirmation(
+    app: &crate::helpers::TestApp,
+    token: &str,
+) -> (Client, String) {
+    let mut client = Client::bearer(app, token).await;
+    client
+        .send(json!({"type": "session.start", "content_type": "ritual", "intent": "help me sleep better"}))
+        .await;
+    let attached = client.recv().await;
+    assert_eq!(attached["type"], "session.attached", "{attached}");
+    let session_id = attached["session_id"].as_str().unwrap().to_string();
+    let opening = client.until("message.done").await;
+    assert!(
+        opening.iter().any(|f| f["type"] == "token"),
+        "the greeting streams"
+    );
+    let frames = client.say("in the evening, before bed", "m1").await;
+    assert_eq!(frames[0]["type"], "ack");
+    let frames = client.say("ten minutes and fairly deep", "m2").await;
+    let state = last_state(&frames).unwrap_or_default();
+    assert_eq!(state, "Confirmation", "{frames:?}");
+    (client, session_id)
+}
+
+#[tokio::test]
+async fn a_guided_ritual_flow_completes_over_websocket() {
+    let app = spawn_app().await;
+    let owner = app.owner().await;
+    assert_eq!(balance(&app, &owner.id).await, 3);
+    let (mut client, session_id) = session_at_confirmation(&app, &owner.access).await;
+
+    client
+        .send(json!({"type": "complete", "confirm": true}))
+        .await;
+    let frames = client.until("generation.completed").await;
+    assert!(frames.iter().any(|f| f["type"] == "generation.progress"));
+    let done = frames.last().unwrap();
+    assert_eq!(done["credits_remaining"], 2);
+    let content_id = done["content_id"].as_str().unwrap().to_string();
+    let after = client.until("state").await;
+    assert_eq!(after.last().unwrap()["state"], "Completed");
+    assert_eq!(balance(&app, &owner.id).await, 2);
+
+    let mut db = app.db().await;
+    let (title, body, user): (String, String, String) =
+        sqlx::query_as("SELECT title, body, user_id FROM content_items WHERE id = $1")
+            .bind(&content_id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(user, owner.id);
+    assert!(!title.is_empty());
+    assert!(
+        body.contains("[offline template]"),
+        "the offline provider labels its text"
+    );
+    let (ledger,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM credit_transactions WHERE user_id = $1 AND kind = 'consumption'",
+    )
+    .bind(&owner.id)
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(ledger, 1);
+
+    // The REST mirror sees the same session.
+    let state: serde_json::Value = app
+        .get_auth(
+            &format!("/conversation/state?session_id={session_id}"),
+            &owner.access,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["state"], "Completed");
+    assert_eq!(
+        state["messages"].as_array().unwrap().len(),
+        5,
+        "greeting and two exchanges"
+    );
+}
+
+#[tokio::test]
+async fn resume_replays_exactly_the_missed_frames() {
+    let app = spawn_app().await;
+    let owner = app.owner().await;
+    let mut client = Client::bearer(&app, &owner.access).await;
+    client
+        .send(json!({"type": "session.start", "content_type": "affirmation"}))
+        .await;
+    let attached = client.recv().await;
+    let session_id = attached["session_id"].as_str().unwrap().to_string();
+    client.until("message.done").await;
+    let seen = client.last_seq;
+    // Send a message, then drop the connection without reading the answer.
+    client
+        .send(
+            json!({"type": "message", "content": "confidence at work", "client_message_id": "a1"}),
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(client);
+
+    let mut again = Client::bearer(&app, &owner.access).await;
+    again.last_seq = seen;
+    again
+        .send(json!({"type": "session.resume", "session_id": session_id, "last_seq": seen}))
+        .await;
+    let attached = again.recv().await;
+    assert_eq!(attached["type"], "session.attached");
+    assert_eq!(attached["resumed"], true);
+    let highest = attached["last_seq"].as_i64().unwrap();
+    assert!(highest > seen);
+    // Client::recv asserts that seq continues from `seen` with no gap and no duplicate.
+    while again.last_seq < highest {
+        again.recv().await;
+    }
+    // Then live frames continue the same numbering.
+    let frames = again.say("in the morning", "a2").await;
+    assert!(frames.iter().any(|f| f["type"] == "token"));
+}
+
+#[tokio::test]
+async fn duplicate_client_message_ids_are_processed_once() {
+    let app = spawn_app().await;
+    let owner = app.owner().await;
+    let mut client = Client::bearer(&app, &owner.access).await;
+    client
+        .send(json!({"type": "session.start", "content_type": "ritual"}))
+        .await;
+    client.recv().await;
+    client.until("message.done").await;
+    client.say("better sleep", "same-id").await;
+    client
+        .send(json!({"type": "message", "content": "better sleep", "client_message_id": "same-id"}))
+        .await;
+    let ack = client.recv().await;
+    assert_eq!(ack["type"], "ack");
+    assert_eq!(ack["duplicate"], true);
+    assert!(
+        client
+            .try_recv(std::time::Duration::from_millis(300))
+            .await
+            .is_none(),
+        "nothing processed"
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_get_error_frames_and_the_connection_stays_usable() {
+    let app = spawn_app().await;
+    let owner = app.owner().await;
+    let mut client = Client::bearer(&app, &owner.access).await;
+    for (raw, code) in [
+        ("{not json", "invalid_json"),
+        (r#"{"type":"dance"}"#, "unknown_type"),
+        (r#"{"type":"message","content":""}"#, "schema_violation"),
+        (r#"[1,2,3]"#, "schema_violation"),
+        (
+            r#"{"type":"message","content":"hi","client_message_id":"x"}"#,
+            "not_attached",
+        ),
+        (r#"{"type":"cancel","ref":"r-7"}"#, "not_attached"),
+    ] {
+        client.send_raw(raw).await;
+        let error = client.recv().await;
+        assert_eq!(error["type"], "error", "{raw}");
+        assert_eq!(error["code"], code, "{raw}");
+    }
+    let oversized = format!(r#"{{"type":"ping","nonce":"{}"}}"#, "x".repeat(70 * 1024));
+    client.send_raw(&oversized).await;
+    assert_eq!(client.recv().await["code"], "frame_too_large");
+    client
+        .send(json!({"type": "ping", "nonce": "still-here"}))
+        .await;
+    let pong = client.recv().await;
+    assert_eq!(pong["type"], "pong");
+    assert_eq!(pong["nonce"], "still-here");
+}
+
+#[tokio::test]
+async fn credentials_in_the_url_are_refused_and_bad_tokens_closed() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/ws?token=abc"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-protocol", "rapport.v1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    let mut client = Client::connect(&app, &["rapport.bearer.not-a-token".to_string()]).await;
+    let error = client.recv().await;
+    assert_eq!(error["code"], "unauthorized");
+    let closed = client.recv().await;
+    assert_eq!(closed["code"], 4401);
+
+    // Without a credential, the first frame must authenticate.
+    let owner = app.owner().await;
+    let mut client = Client::connect(&app, &[]).await;
+    client
+        .send(json!({"type": "session.start", "content_type": "ritual"}))
+        .await;
+    assert_eq!(client.recv().await["code"], "invalid_state");
+    client
+        .send(json!({"type": "auth", "token": owner.access}))
+        .await;
+    assert_eq!(client.recv().await["type"], "auth.ok");
+}
+
+#[tokio::test]
+async fn insufficient_credits_are_refused_and_concurrent_completes_charge_once() {
+    let app = spawn_app().await;
+    let owner = app.owner().await;
+    let (mut client, session_id) = session_at_confirmation(&app, &owner.access).await;
+    // Two completes at once over REST and one over WebSocket: one generation, one charge.
+    let body = json!({"session_id": session_id, "confirm": true});
+    let (a, b) = tokio::join!(
+        app.client
+            .post(app.api("/conversation/complete"))
+            .bearer_auth(&owner.access)
+            .json(&body)
+            .send(),
+        app.client
+            .post(app.api("/conversation/complete"))
+            .bearer_auth(&owner.access)
+            .json(&body)
+            .send(),
+    );
+    let statuses = [a.unwrap().status().as_u16(), b.unwrap().status().as_u16()];
+    assert!(
+        statuses.contains(&202) && statuses.contains(&409),
+        "{statuses:?}"
+    );
+    client.until("generation.completed").await;
+    assert_eq!(balance(&app, &owner.id).await, 2);
+
+    // A user with no credits left is refused with 402 / insufficient_credits.
+    let mut db = app.db().await;
+    sqlx::query("UPDATE credit_balances SET balance = 0 WHERE user_id = $1")
+        .bind(&owner.id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let (mut client, session_id) = session_at_confirmation(&app, &owner.access).await;
+    client
+        .send(json!({"type": "complete", "confirm": true}))
+        .await;
+    let error = client.recv().await;
+    assert_eq!(error["code"], "insufficient_credits");
+    let response = app
+        .client
+        .post(app.api("/conversation/complete"))
+        .bearer_auth(&owner.access)
+        .json(&json!({"session_id": session_id, "confirm": true}))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_problem(response, 402, "INSUFFICIENT_CREDITS").await;
+}
