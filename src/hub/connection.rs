@@ -122,7 +122,7 @@ pub async fn serve(
                 break;
             }
             Some(frame) = live_rx.recv() => {
-                if send(&mut socket, &frame).await.is_err() {
+                if send_within(&mut socket, &frame, settings.send_timeout).await.is_err() {
                     break;
                 }
             }
@@ -175,8 +175,12 @@ pub async fn serve(
 
 /// Writes a frame; a client that does not take it within the bound is treated as gone.
 async fn send(socket: &mut WebSocket, text: &str) -> Result<(), ()> {
+    send_within(socket, text, Duration::from_secs(10)).await
+}
+
+async fn send_within(socket: &mut WebSocket, text: &str, limit: Duration) -> Result<(), ()> {
     let message = Message::Text(Utf8Bytes::from(text));
-    match tokio::time::timeout(Duration::from_secs(10), socket.send(message)).await {
+    match tokio::time::timeout(limit, socket.send(message)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }

@@ -51,6 +51,8 @@ pub struct HubSettings {
     pub free_credits: i64,
     /// What `reconnect.after_ms` tells clients on drain.
     pub reconnect_after_ms: u64,
+    /// A frame the client does not take within this long ends the connection.
+    pub send_timeout: Duration,
 }
 
 impl Default for HubSettings {
@@ -66,6 +68,7 @@ impl Default for HubSettings {
             frames_per_10s: 40,
             free_credits: 3,
             reconnect_after_ms: 1000,
+            send_timeout: Duration::from_secs(10),
         }
     }
 }

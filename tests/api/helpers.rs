@@ -85,6 +85,23 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = fresh_database(dir.path()).await;
+    start(dir, database_url, Box::new(configure)).await
+}
+
+impl TestApp {
+    /// Stops the server gracefully and starts a new one on the same database.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await.expect("clean stop");
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        start(dir, self.database_url.clone(), Box::new(|_| {})).await
+    }
+}
+
+async fn start(
+    dir: tempfile::TempDir,
+    database_url: String,
+    configure: Box<dyn FnOnce(&mut Settings) + '_>,
+) -> TestApp {
     let mut settings = Settings::local(database_url.clone());
     settings.jwt_secret = Some("test-signing-key-that-is-long-enough-0123456789".into());
     settings.database_max_connections = 8;

@@ -280,3 +280,181 @@ async fn insufficient_credits_are_refused_and_concurrent_completes_charge_once()
         .unwrap();
     crate::helpers::assert_problem(response, 402, "INSUFFICIENT_CREDITS").await;
 }
+
+#[tokio::test]
+async fn the_flow_works_with_an_openai_compatible_upstream() {
+    let upstream = crate::upstream::spawn(12, std::time::Duration::from_millis(2)).await;
+    let base = upstream.base_url.clone();
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.llm.base_url = Some(base);
+        s.llm.model = "mock".into();
+    })
+    .await;
+    let owner = app.owner().await;
+    let mut client = Client::bearer(&app, &owner.access).await;
+    client
+        .send(json!({"type": "session.start", "content_type": "guided_meditation", "intent": "calm before exams"}))
+        .await;
+    client.recv().await;
+    let opening = client.until("message.done").await;
+    let tokens = opening.iter().filter(|f| f["type"] == "token").count();
+    assert_eq!(tokens, 12, "every upstream chunk becomes one token frame");
+    assert_eq!(
+        opening.last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .count(),
+        12
+    );
+    // The engine still decides the flow; the upstream only phrases it.
+    client.say("in the morning", "u1").await;
+    let frames = client.say("5 minutes, shallow", "u2").await;
+    assert_eq!(last_state(&frames).as_deref(), Some("Confirmation"));
+    client
+        .send(json!({"type": "complete", "confirm": true}))
+        .await;
+    let done = client.until("generation.completed").await;
+    assert_eq!(done.last().unwrap()["credits_remaining"], 2);
+    assert!(upstream.requests.load(std::sync::atomic::Ordering::SeqCst) >= 4);
+}
+
+#[tokio::test]
+async fn cancel_stops_the_upstream_stream() {
+    let upstream = crate::upstream::spawn(500, std::time::Duration::from_millis(20)).await;
+    let base = upstream.base_url.clone();
+    let app = crate::helpers::spawn_app_with(|s| s.llm.base_url = Some(base)).await;
+    let owner = app.owner().await;
+    let mut client = Client::bearer(&app, &owner.access).await;
+    client
+        .send(json!({"type": "session.start", "content_type": "ritual"}))
+        .await;
+    client.recv().await;
+    // Let a few tokens of the (10 s long) greeting arrive, then cancel.
+    client.until("token").await;
+    client.until("token").await;
+    assert_eq!(
+        upstream
+            .open_streams
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    client.send(json!({"type": "cancel"})).await;
+    let frames = client.until("message.done").await;
+    let done = frames.last().unwrap();
+    assert_eq!(done["cancelled"], true);
+    for _ in 0..50 {
+        if upstream
+            .open_streams
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 0
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        upstream
+            .open_streams
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the upstream connection was closed"
+    );
+    // The session is usable again.
+    let frames = client.say("better focus", "c1").await;
+    assert_eq!(frames[0]["type"], "ack");
+}
+
+#[tokio::test]
+async fn a_session_resumes_after_a_server_restart() {
+    let mut app = spawn_app().await;
+    let owner = app.owner().await;
+    let mut client = Client::bearer(&app, &owner.access).await;
+    client
+        .send(json!({"type": "session.start", "content_type": "ritual", "intent": "sleep"}))
+        .await;
+    let session_id = client.recv().await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    client.until("message.done").await;
+    client.say("at night", "r1").await;
+    let seen = client.last_seq;
+    drop(client);
+
+    app = app.restart().await;
+    let mut client = Client::bearer(&app, &owner.access).await;
+    client.last_seq = seen;
+    client
+        .send(json!({"type": "session.resume", "session_id": session_id, "last_seq": seen}))
+        .await;
+    let attached = client.recv().await;
+    assert_eq!(attached["resumed"], true);
+    assert_eq!(
+        attached["last_seq"], seen,
+        "every frame survived the restart"
+    );
+    // The state machine was checkpointed: the next answer continues where it was.
+    let frames = client.say("15 minutes, deep", "r2").await;
+    assert_eq!(last_state(&frames).as_deref(), Some("Confirmation"));
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off() {
+    // 20,000 frames of 4 KiB: far more than the kernel's socket buffers hold.
+    let upstream = crate::upstream::spawn_sized(20_000, std::time::Duration::ZERO, 4096).await;
+    let base = upstream.base_url.clone();
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.llm.base_url = Some(base);
+        s.hub.outbound_queue = 16;
+        s.hub.send_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let owner = app.owner().await;
+    let mut client = Client::bearer(&app, &owner.access).await;
+    client
+        .send(json!({"type": "session.start", "content_type": "ritual"}))
+        .await;
+    // Stop reading while 20,000 token frames are produced.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // The server dropped this subscriber instead of buffering: the stream ends with a close, well
+    // before all 20,000 tokens, and the session lives on for a resume.
+    let mut tokens = 0;
+    let mut closed = false;
+    while let Some(frame) = client.try_recv(std::time::Duration::from_secs(5)).await {
+        match frame["type"].as_str() {
+            Some("token") => tokens += 1,
+            Some("__close") => {
+                closed = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(closed, "the slow connection was closed ({tokens} tokens)");
+    assert!(
+        tokens < 20_000,
+        "not everything was buffered for it ({tokens})"
+    );
+    let health = app.client.get(app.api("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn draining_tells_clients_to_reconnect() {
+    let mut app = spawn_app().await;
+    let owner = app.owner().await;
+    let mut client = Client::bearer(&app, &owner.access).await;
+    client
+        .send(json!({"type": "session.start", "content_type": "affirmation"}))
+        .await;
+    client.recv().await;
+    client.until("message.done").await;
+    app.shutdown.cancel();
+    let frame = client.recv().await;
+    assert_eq!(frame["type"], "reconnect");
+    assert!(frame["after_ms"].as_u64().is_some());
+    let close = client.recv().await;
+    assert_eq!(close["code"], 1001);
+    app.stop().await.unwrap();
+}

@@ -5,4 +5,5 @@ mod auth;
 mod foundation;
 mod helpers;
 mod hub;
+mod upstream;
 mod ws_client;

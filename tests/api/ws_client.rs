@@ -86,10 +86,11 @@ impl Client {
 
     pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
         loop {
-            let message = tokio::time::timeout(wait, self.socket.next())
-                .await
-                .ok()??
-                .ok()?;
+            let next = tokio::time::timeout(wait, self.socket.next()).await.ok()?;
+            let Some(Ok(message)) = next else {
+                // The server ended the connection (possibly without a close frame).
+                return Some(serde_json::json!({"type": "__close", "code": null}));
+            };
             match message {
                 Message::Text(text) => {
                     let value: Value = serde_json::from_str(&text).unwrap();
