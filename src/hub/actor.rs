@@ -396,7 +396,18 @@ impl SessionActor {
             citations: None,
         })
         .await;
-        let (reply_text, changed) = self.apply_text(&content);
+        let event = self.interpret(&content).await;
+        if matches!(event, Some(Event::Confirm)) {
+            // Saying yes at the summary is the same as `complete {confirm: true}`.
+            let reply_text = match self.start_generation().await {
+                Ok(_) => String::new(),
+                Err(error) => error.message,
+            };
+            self.speak(reply_text, Some(client_message_id)).await;
+            self.checkpoint().await;
+            return Ok(());
+        }
+        let (reply_text, changed) = self.apply_event(event);
         if changed {
             self.emit_state().await;
         }
@@ -405,12 +416,63 @@ impl SessionActor {
         Ok(())
     }
 
-    /// Feeds free text to the state machine: what to say next, and whether state or slots changed.
-    fn apply_text(&mut self, content: &str) -> (String, bool) {
+    /// Turns free text into an event: through the model's structured output when a real model is
+    /// configured and slots are being gathered, else (or when that fails) the deterministic parser.
+    async fn interpret(&self, content: &str) -> Option<Event> {
+        let conversation = self.conversation.as_ref()?;
+        if !self.hub.llm().is_offline() && conversation.state().is_gathering() {
+            if let Some(update) = self.extract_with_model(content).await {
+                if !update.is_empty() {
+                    return Some(Event::Update(update));
+                }
+            }
+        }
+        conversation.event_for_text(content)
+    }
+
+    async fn extract_with_model(&self, content: &str) -> Option<crate::conversation::SlotUpdate> {
+        let schema = crate::conversation::extraction_schema();
+        let mut request = ChatRequest::new(
+            vec![
+                ChatMessage::system(format!(
+                    "Extract what the user said about their practice. Answer with one JSON object only, \
+                     matching this JSON Schema; use null for anything not mentioned:\n{schema}"
+                )),
+                ChatMessage::user(content.to_string()),
+            ],
+            Purpose::Extraction {
+                fields: ["intent", "time_preference", "duration_minutes", "depth", "tone", "voice"]
+                    .map(String::from)
+                    .to_vec(),
+            },
+        );
+        request.response_format_json = true;
+        request.temperature = Some(0.0);
+        let cancel = CancellationToken::new();
+        let stream = self.hub.llm().stream(request, cancel.clone()).await.ok()?;
+        let completion = tokio::time::timeout(
+            std::time::Duration::from_secs(15),
+            crate::llm::collect_completion(stream),
+        )
+        .await;
+        cancel.cancel();
+        let text = completion.ok()?.ok()?.text;
+        let value: serde_json::Value = serde_json::from_str(text.trim()).ok()?;
+        match crate::conversation::slot_update_from_json(&value) {
+            Ok(update) => Some(update),
+            Err(error) => {
+                tracing::debug!(%error, "model extraction did not validate; using the parser");
+                None
+            }
+        }
+    }
+
+    /// Applies an event: what to say next, and whether state or slots changed.
+    fn apply_event(&mut self, event: Option<Event>) -> (String, bool) {
         let Some(conversation) = self.conversation.as_mut() else {
             return (String::new(), false);
         };
-        let Some(event) = conversation.event_for_text(content) else {
+        let Some(event) = event else {
             let again = conversation
                 .current_question()
                 .map(|q| q.text())
@@ -598,6 +660,11 @@ impl SessionActor {
             self.checkpoint().await;
             return Ok(None);
         }
+        self.start_generation().await.map(Some)
+    }
+
+    /// Confirms the summary: checks credits, queues the durable job and reports progress.
+    async fn start_generation(&mut self) -> Result<CompleteStarted, HubError> {
         let user_id = self
             .user_id
             .clone()
@@ -645,10 +712,10 @@ impl SessionActor {
         .await;
         self.checkpoint().await;
         super::generation::start(&self.hub, job_id.clone());
-        Ok(Some(CompleteStarted {
+        Ok(CompleteStarted {
             job_id,
             estimated_time_s,
-        }))
+        })
     }
 
     async fn generation_event(&mut self, job_id: String, event: GenerationEvent) {

@@ -360,9 +360,14 @@ async fn cancel_stops_the_upstream_stream() {
         0,
         "the upstream connection was closed"
     );
-    // The session is usable again.
-    let frames = client.say("better focus", "c1").await;
-    assert_eq!(frames[0]["type"], "ack");
+    // The session takes messages again.
+    client
+        .send(json!({"type": "message", "content": "better focus", "client_message_id": "c1"}))
+        .await;
+    assert_eq!(client.recv().await["type"], "ack");
+    let echoed = client.recv().await;
+    assert_eq!(echoed["type"], "message.done");
+    assert_eq!(echoed["role"], "user");
 }
 
 #[tokio::test]
@@ -457,4 +462,20 @@ async fn draining_tells_clients_to_reconnect() {
     let close = client.recv().await;
     assert_eq!(close["code"], 1001);
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn saying_yes_at_the_summary_generates_like_complete() {
+    let app = spawn_app().await;
+    let owner = app.owner().await;
+    let (mut client, _) = session_at_confirmation(&app, &owner.access).await;
+    client
+        .send(json!({"type": "message", "content": "yes, that sounds right", "client_message_id": "y1"}))
+        .await;
+    let frames = client.until("generation.completed").await;
+    assert_eq!(frames[0]["type"], "ack");
+    assert!(frames
+        .iter()
+        .any(|f| f["type"] == "state" && f["state"] == "Generating"));
+    assert_eq!(balance(&app, &owner.id).await, 2);
 }
