@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod llm;
+pub mod rag;
 pub mod state;
 pub mod storage;
 pub mod telemetry;
