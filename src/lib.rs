@@ -9,6 +9,7 @@ pub mod conversation;
 pub mod error;
 pub mod http;
 pub mod llm;
+pub mod mail;
 pub mod state;
 pub mod storage;
 pub mod telemetry;

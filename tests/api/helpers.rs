@@ -88,6 +88,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::local(database_url.clone());
     settings.jwt_secret = Some("test-signing-key-that-is-long-enough-0123456789".into());
     settings.database_max_connections = 8;
+    settings.mailbox_dir = Some(dir.path().join("mailbox"));
     configure(&mut settings);
     let app = Application::build(settings).await.expect("build the app");
     let addr = app.addr();
