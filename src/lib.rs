@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod bot_config;
 pub mod config;
 pub mod conversation;
 pub mod error;

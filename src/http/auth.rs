@@ -141,7 +141,7 @@ pub fn normalise_email(raw: &str) -> Result<String, FieldError> {
     }
 }
 
-fn bounded_text(
+pub fn bounded_text(
     field: &str,
     value: Option<&String>,
     max: usize,

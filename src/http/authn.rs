@@ -31,7 +31,14 @@ impl FromRequestParts<AppState> for Authenticated {
         let token = bearer(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized("missing `Authorization: Bearer` access token")
         })?;
-        authenticate_token(state, token).await.map(Authenticated)
+        let principal = authenticate_token(state, token).await?;
+        state
+            .rate_limits
+            .enforce_recorded("account", &principal.user_id)?;
+        if let Some(org_id) = &principal.org_id {
+            state.rate_limits.enforce_recorded("org", org_id)?;
+        }
+        Ok(Authenticated(principal))
     }
 }
 
@@ -149,6 +156,8 @@ pub async fn authenticate_api_key(state: &AppState, raw: &str) -> Result<ApiKeyR
             "this organisation is suspended",
         ));
     }
+    state.rate_limits.enforce_recorded("api_key", &key.id)?;
+    state.rate_limits.enforce_recorded("org", &key.org_id)?;
     let _ = state.db.touch_api_key(&key.id).await;
     Ok(key)
 }
