@@ -62,10 +62,11 @@ pub struct RagSettings {
 impl Default for BotConfig {
     fn default() -> Self {
         Self {
-            system_prompt: "You are a friendly, concise assistant for this organisation. Answer from \
+            system_prompt:
+                "You are a friendly, concise assistant for this organisation. Answer from \
                             the organisation's knowledge base; when it does not cover a question, \
                             say so plainly instead of guessing."
-                .to_string(),
+                    .to_string(),
             persona: "Assistant".to_string(),
             greeting: "Hi! How can I help you today?".to_string(),
             model: "default".to_string(),
@@ -114,10 +115,20 @@ impl BotConfig {
                 ));
             }
         };
-        text("system_prompt", &mut self.system_prompt, 0, MAX_PROMPT_CHARS);
+        text(
+            "system_prompt",
+            &mut self.system_prompt,
+            0,
+            MAX_PROMPT_CHARS,
+        );
         text("persona", &mut self.persona, 1, 100);
         text("greeting", &mut self.greeting, 0, MAX_TEXT_CHARS);
-        text("fallback_answer", &mut self.fallback_answer, 1, MAX_TEXT_CHARS);
+        text(
+            "fallback_answer",
+            &mut self.fallback_answer,
+            1,
+            MAX_TEXT_CHARS,
+        );
         text("model", &mut self.model, 1, 100);
         if !self
             .model

@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` for how the modules fit together.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bot_config;

@@ -1,14 +1,21 @@
 //! The HTTP edge: one module per resource, each with its own router, merged here under `/api/v1`.
 
+pub mod access;
+pub mod analytics;
+pub mod audit_logs;
 pub mod auth;
 pub mod authn;
+pub mod employees;
 pub mod health;
 pub mod json;
 pub mod openapi;
+pub mod orgs;
 pub mod pagination;
+pub mod passwords;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
+pub mod users;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Method, StatusCode};
@@ -31,6 +38,12 @@ pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
     let api = OpenApiRouter::new()
         .merge(health::api_router())
         .merge(auth::router(state.clone()))
+        .merge(passwords::router(state.clone()))
+        .merge(orgs::router())
+        .merge(employees::router(state.clone()))
+        .merge(users::router())
+        .merge(audit_logs::router())
+        .merge(analytics::router())
         .merge(openapi::router());
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest(API_PREFIX, api)

@@ -198,7 +198,10 @@ fn record(decision: &Decision) {
     }
     let _ = RECORDED.try_with(|slot| {
         let mut slot = slot.borrow_mut();
-        if slot.as_ref().is_none_or(|current| tighter(decision, current)) {
+        if slot
+            .as_ref()
+            .is_none_or(|current| tighter(decision, current))
+        {
             *slot = Some(decision.clone());
         }
     });

@@ -60,7 +60,13 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
 /// segments are replaced. Ids (UUIDs, 36 characters) stay readable.
 pub fn redact_path(path: &str) -> String {
     path.split('/')
-        .map(|segment| if segment.len() > 40 { "[redacted]" } else { segment })
+        .map(|segment| {
+            if segment.len() > 40 {
+                "[redacted]"
+            } else {
+                segment
+            }
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -77,7 +83,10 @@ mod tests {
             "/api/v1/auth/invitations/[redacted]/accept"
         );
         let id = "0190b6c4-1c2d-7e3f-8a9b-0c1d2e3f4a5b";
-        assert_eq!(redact_path(&format!("/api/v1/orgs/{id}")), format!("/api/v1/orgs/{id}"));
+        assert_eq!(
+            redact_path(&format!("/api/v1/orgs/{id}")),
+            format!("/api/v1/orgs/{id}")
+        );
     }
 
     #[test]

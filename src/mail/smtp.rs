@@ -15,7 +15,9 @@ impl SmtpSender {
     pub fn new(url: &str, from: &str) -> anyhow::Result<Self> {
         // The URL may carry credentials: never include it in the error.
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|_| anyhow::anyhow!("RAPPORT_SMTP_URL is not a valid smtp:// or smtps:// URL"))?
+            .map_err(|_| {
+                anyhow::anyhow!("RAPPORT_SMTP_URL is not a valid smtp:// or smtps:// URL")
+            })?
             .timeout(Some(std::time::Duration::from_secs(30)))
             .build();
         render(

@@ -60,7 +60,10 @@ impl InvitationStatus {
 /// What accepting an invitation led to.
 #[derive(Debug)]
 pub enum Acceptance {
-    Accepted { user: UserRow, invitation: OneTimeToken },
+    Accepted {
+        user: UserRow,
+        invitation: OneTimeToken,
+    },
     /// Unknown, used, cancelled or expired.
     InvalidToken,
     /// An account with the invited email was created meanwhile.
@@ -193,7 +196,10 @@ impl Db {
         &self,
         digest: &str,
     ) -> sqlx::Result<Option<(OneTimeToken, OrgRow)>> {
-        let Some(token) = self.peek_one_time_token(Purpose::Invitation, digest).await? else {
+        let Some(token) = self
+            .peek_one_time_token(Purpose::Invitation, digest)
+            .await?
+        else {
             return Ok(None);
         };
         let Some(org_id) = token.org_id.as_deref() else {

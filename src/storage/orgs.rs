@@ -71,7 +71,11 @@ pub struct OrgUpdate<'a> {
 }
 
 impl Db {
-    pub async fn update_org(&self, id: &str, update: OrgUpdate<'_>) -> sqlx::Result<Option<OrgRow>> {
+    pub async fn update_org(
+        &self,
+        id: &str,
+        update: OrgUpdate<'_>,
+    ) -> sqlx::Result<Option<OrgRow>> {
         sqlx::query_as(&format!(
             "UPDATE orgs SET name = $2, industry = $3, website = $4, updated_at = $5 \
              WHERE id = $1 RETURNING {COLUMNS}"

@@ -24,7 +24,11 @@ impl Db {
     }
 
     /// Creates a platform superuser: no organisation, active and verified from the start.
-    pub async fn insert_superuser(&self, email: &str, password_hash: &str) -> sqlx::Result<UserRow> {
+    pub async fn insert_superuser(
+        &self,
+        email: &str,
+        password_hash: &str,
+    ) -> sqlx::Result<UserRow> {
         self.insert_user(
             &self.pool,
             NewUser {
