@@ -4,3 +4,5 @@
 mod auth;
 mod foundation;
 mod helpers;
+mod fixtures;
+mod passwords;
