@@ -9,11 +9,11 @@ pub const OWNERS: &[Role] = &[Role::Owner];
 
 impl Principal {
     /// Checks in the order that keeps other tenants invisible: the organisation first (404 for any
-    /// other, whatever the role), then a verified email, then the role (403).
+    /// other, whatever the role), then the role (403), then a verified email.
     pub fn require_org_role(&self, org_id: &str, roles: &[Role]) -> Result<(), ApiError> {
         self.require_org(org_id)?;
-        self.require_verified()?;
-        self.require_role(roles)
+        self.require_role(roles)?;
+        self.require_verified()
     }
 
     pub fn require_superuser(&self) -> Result<(), ApiError> {

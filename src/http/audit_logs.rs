@@ -123,8 +123,8 @@ async fn list_audit_logs(
         if let Some(asked) = &params.org_id {
             principal.require_org(asked)?;
         }
-        principal.require_verified()?;
         principal.require_role(&[Role::Owner])?;
+        principal.require_verified()?;
         Some(own)
     };
     let (limit, cursor) = PageParams {

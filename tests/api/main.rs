@@ -6,3 +6,4 @@ mod foundation;
 mod helpers;
 mod fixtures;
 mod passwords;
+mod orgs;
