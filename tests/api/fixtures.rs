@@ -84,7 +84,7 @@ impl TestApp {
                 201,
             )
             .await;
-        let token = self.mailed_token(email, "invitation").await;
+        let token = self.mailed_token(&email.to_lowercase(), "invitation").await;
         (invitation, token)
     }
 

@@ -7,3 +7,4 @@ mod helpers;
 mod fixtures;
 mod passwords;
 mod orgs;
+mod employees;
