@@ -8,3 +8,5 @@ mod fixtures;
 mod passwords;
 mod orgs;
 mod employees;
+mod superuser;
+mod tenancy;
