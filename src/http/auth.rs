@@ -195,6 +195,7 @@ pub async fn send_verification(state: &AppState, user: &UserRow) -> Result<(), A
             VERIFY_TTL_MS,
             NewOneTimeToken {
                 user_id: Some(&user.id),
+                org_id: user.org_id.as_deref(),
                 email: Some(&user.email),
                 ..Default::default()
             },

@@ -27,6 +27,11 @@ impl TestApp {
         format!("{}/api/v1{}", self.base, path)
     }
 
+    /// Where the mail worker writes messages in tests.
+    pub fn mailbox_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("mailbox")
+    }
+
     pub fn backend(&self) -> &'static str {
         if self.database_url.starts_with("postgres") {
             "postgres"

@@ -10,3 +10,7 @@ mod orgs;
 mod employees;
 mod superuser;
 mod tenancy;
+mod rate_limits;
+mod audit_logs;
+mod mail;
+mod users;
