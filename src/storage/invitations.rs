@@ -61,8 +61,8 @@ impl InvitationStatus {
 #[derive(Debug)]
 pub enum Acceptance {
     Accepted {
-        user: UserRow,
-        invitation: OneTimeToken,
+        user: Box<UserRow>,
+        invitation: Box<OneTimeToken>,
     },
     /// Unknown, used, cancelled or expired.
     InvalidToken,
@@ -266,6 +266,9 @@ impl Db {
             .await?;
         }
         tx.commit().await?;
-        Ok(Acceptance::Accepted { user, invitation })
+        Ok(Acceptance::Accepted {
+            user: Box::new(user),
+            invitation: Box::new(invitation),
+        })
     }
 }

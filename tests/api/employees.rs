@@ -224,8 +224,11 @@ async fn roles_change_and_the_last_owner_stays() {
     )
     .await;
     assert_problem(
-        app.get_auth(&format!("/orgs/{}/credentials", owner.org_id), &owner.access)
-            .await,
+        app.get_auth(
+            &format!("/orgs/{}/credentials", owner.org_id),
+            &owner.access,
+        )
+        .await,
         403,
         "FORBIDDEN",
     )
@@ -271,12 +274,7 @@ async fn a_removed_employee_is_signed_out_at_once() {
         "UNAUTHORIZED",
     )
     .await;
-    assert_problem(
-        app.get_auth(&path, &owner.access).await,
-        404,
-        "NOT_FOUND",
-    )
-    .await;
+    assert_problem(app.get_auth(&path, &owner.access).await, 404, "NOT_FOUND").await;
     let again = app
         .call(Method::DELETE, &path, Some(&owner.access), None)
         .await;
@@ -412,7 +410,13 @@ async fn invitations_can_be_cancelled_resent_and_expire() {
     assert_eq!(expired_list["data"].as_array().unwrap().len(), 1);
     assert_eq!(expired_list["data"][0]["id"], second_id);
     let all = app
-        .ok(Method::GET, &format!("{base}?limit=1"), &owner.access, None, 200)
+        .ok(
+            Method::GET,
+            &format!("{base}?limit=1"),
+            &owner.access,
+            None,
+            200,
+        )
         .await;
     assert_eq!(all["data"].as_array().unwrap().len(), 1);
     let cursor = all["next_cursor"].as_str().unwrap();
@@ -480,10 +484,5 @@ async fn staff_cannot_manage_invitations() {
         )
         .await;
     assert_problem(create, 403, "FORBIDDEN").await;
-    assert_problem(
-        app.get_auth(&base, &staff.access).await,
-        403,
-        "FORBIDDEN",
-    )
-    .await;
+    assert_problem(app.get_auth(&base, &staff.access).await, 403, "FORBIDDEN").await;
 }

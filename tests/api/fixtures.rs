@@ -42,10 +42,7 @@ impl TestApp {
 
     pub async fn login(&self, email: &str, password: &str) -> Value {
         let response = self
-            .post_json(
-                "/auth/login",
-                json!({"email": email, "password": password}),
-            )
+            .post_json("/auth/login", json!({"email": email, "password": password}))
             .await;
         let status = response.status();
         let body: Value = response.json().await.unwrap();

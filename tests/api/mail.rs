@@ -32,7 +32,10 @@ async fn queued_mail_lands_in_the_mailbox_directory() {
     let path = found.expect("an .eml file in the mailbox");
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("To: postbox@example.com"), "{text}");
-    assert!(text.contains("Subject: Verify your email address"), "{text}");
+    assert!(
+        text.contains("Subject: Verify your email address"),
+        "{text}"
+    );
     assert!(text.contains("Verification token: "), "{text}");
     // The file name carries no address.
     assert!(!path.to_string_lossy().contains("postbox"));

@@ -1,16 +1,16 @@
 //! Integration tests: the real server on a random port, driven over HTTP and WebSocket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit_logs;
 mod auth;
+mod employees;
+mod fixtures;
 mod foundation;
 mod helpers;
-mod fixtures;
-mod passwords;
+mod mail;
 mod orgs;
-mod employees;
+mod passwords;
+mod rate_limits;
 mod superuser;
 mod tenancy;
-mod rate_limits;
-mod audit_logs;
-mod mail;
 mod users;

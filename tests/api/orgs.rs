@@ -84,12 +84,7 @@ async fn members_and_unverified_owners_are_kept_out() {
         format!("/orgs/{}/config", owner.org_id),
         format!("/orgs/{}/employee", owner.org_id),
     ] {
-        assert_problem(
-            app.get_auth(&path, &member.access).await,
-            403,
-            "FORBIDDEN",
-        )
-        .await;
+        assert_problem(app.get_auth(&path, &member.access).await, 403, "FORBIDDEN").await;
     }
 
     let pending = app
@@ -259,12 +254,7 @@ async fn credentials_show_prefixes_never_keys() {
     assert!(used["last_used_at"].is_string());
 
     let staff = app.employee(&owner, "staff").await;
-    assert_problem(
-        app.get_auth(&path, &staff.access).await,
-        403,
-        "FORBIDDEN",
-    )
-    .await;
+    assert_problem(app.get_auth(&path, &staff.access).await, 403, "FORBIDDEN").await;
     let bad_kind = app
         .call(
             Method::POST,

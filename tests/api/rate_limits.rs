@@ -23,8 +23,8 @@ async fn assert_limited(response: reqwest::Response, limit: u64) {
 
 #[tokio::test]
 async fn public_auth_routes_are_limited_per_ip() {
-    let app = spawn_app_with(|s| s.rate_limits = RateLimitSettings::parse("auth_ip=3").unwrap())
-        .await;
+    let app =
+        spawn_app_with(|s| s.rate_limits = RateLimitSettings::parse("auth_ip=3").unwrap()).await;
     let body = json!({"email": "x@example.com"});
     for remaining in [2, 1, 0] {
         let response = app.post_json("/auth/password/forgot", body.clone()).await;
@@ -34,7 +34,10 @@ async fn public_auth_routes_are_limited_per_ip() {
     }
     // The budget is per IP and shared by every public auth route.
     let login = app
-        .post_json("/auth/login", json!({"email": "x@example.com", "password": PASSWORD}))
+        .post_json(
+            "/auth/login",
+            json!({"email": "x@example.com", "password": PASSWORD}),
+        )
         .await;
     assert_limited(login, 3).await;
     let verify = app
@@ -66,10 +69,9 @@ async fn authenticated_requests_are_limited_per_account() {
 
 #[tokio::test]
 async fn an_organisation_shares_one_budget() {
-    let app = spawn_app_with(|s| {
-        s.rate_limits = RateLimitSettings::parse("org=4,auth_ip=1000").unwrap()
-    })
-    .await;
+    let app =
+        spawn_app_with(|s| s.rate_limits = RateLimitSettings::parse("org=4,auth_ip=1000").unwrap())
+            .await;
     let owner = app.owner().await;
     // Creating the staff account spends one request of the organisation's budget.
     let staff = app.employee(&owner, "staff").await;

@@ -7,7 +7,9 @@ use crate::helpers::{assert_problem, spawn_app, PASSWORD};
 async fn the_superuser_creates_an_org_whose_owner_accepts() {
     let app = spawn_app().await;
     let admin = app.superuser().await;
-    let me = app.ok(Method::GET, "/auth/me", &admin.access, None, 200).await;
+    let me = app
+        .ok(Method::GET, "/auth/me", &admin.access, None, 200)
+        .await;
     assert_eq!(me["roles"], json!(["superuser"]));
     assert_eq!(me["org"], Value::Null);
 

@@ -13,15 +13,35 @@ use crate::helpers::{assert_problem, spawn_app, Account, TestApp};
 fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
     vec![
         (Method::GET, "/orgs/{b}", None),
-        (Method::PUT, "/orgs/{b}", Some(json!({"name": "Taken over"}))),
-        (Method::PATCH, "/orgs/{b}", Some(json!({"status": "suspended"}))),
+        (
+            Method::PUT,
+            "/orgs/{b}",
+            Some(json!({"name": "Taken over"})),
+        ),
+        (
+            Method::PATCH,
+            "/orgs/{b}",
+            Some(json!({"status": "suspended"})),
+        ),
         (Method::GET, "/orgs/{b}/config", None),
-        (Method::PUT, "/orgs/{b}/config", Some(json!({"greeting": "pwned"}))),
+        (
+            Method::PUT,
+            "/orgs/{b}/config",
+            Some(json!({"greeting": "pwned"})),
+        ),
         (Method::GET, "/orgs/{b}/credentials", None),
-        (Method::POST, "/orgs/{b}/credentials", Some(json!({"kind": "secret"}))),
+        (
+            Method::POST,
+            "/orgs/{b}/credentials",
+            Some(json!({"kind": "secret"})),
+        ),
         (Method::GET, "/orgs/{b}/employee", None),
         (Method::GET, "/orgs/{b}/employee/{b_employee}", None),
-        (Method::PATCH, "/orgs/{b}/employee/{b_employee}", Some(json!({"role": "staff"}))),
+        (
+            Method::PATCH,
+            "/orgs/{b}/employee/{b_employee}",
+            Some(json!({"role": "staff"})),
+        ),
         (Method::DELETE, "/orgs/{b}/employee/{b_employee}", None),
         (Method::GET, "/orgs/{b}/employee/invitations", None),
         (
@@ -29,14 +49,34 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
             "/orgs/{b}/employee/invitations",
             Some(json!({"email": "intruder@example.com", "role": "owner"})),
         ),
-        (Method::DELETE, "/orgs/{b}/employee/invitations/{b_invitation}", None),
-        (Method::POST, "/orgs/{b}/employee/invitations/{b_invitation}/resend", None),
+        (
+            Method::DELETE,
+            "/orgs/{b}/employee/invitations/{b_invitation}",
+            None,
+        ),
+        (
+            Method::POST,
+            "/orgs/{b}/employee/invitations/{b_invitation}/resend",
+            None,
+        ),
         // B's objects addressed through the caller's own organisation.
         (Method::GET, "/orgs/{a}/employee/{b_employee}", None),
-        (Method::PATCH, "/orgs/{a}/employee/{b_employee}", Some(json!({"role": "staff"}))),
+        (
+            Method::PATCH,
+            "/orgs/{a}/employee/{b_employee}",
+            Some(json!({"role": "staff"})),
+        ),
         (Method::DELETE, "/orgs/{a}/employee/{b_employee}", None),
-        (Method::DELETE, "/orgs/{a}/employee/invitations/{b_invitation}", None),
-        (Method::POST, "/orgs/{a}/employee/invitations/{b_invitation}/resend", None),
+        (
+            Method::DELETE,
+            "/orgs/{a}/employee/invitations/{b_invitation}",
+            None,
+        ),
+        (
+            Method::POST,
+            "/orgs/{a}/employee/invitations/{b_invitation}/resend",
+            None,
+        ),
         (Method::GET, "/audit-logs?org_id={b}", None),
     ]
 }
@@ -136,7 +176,10 @@ async fn other_tenants_resources_are_not_found_on_every_route() {
     let invitations = app
         .ok(
             Method::GET,
-            &format!("/orgs/{}/employee/invitations?status=pending", b.owner.org_id),
+            &format!(
+                "/orgs/{}/employee/invitations?status=pending",
+                b.owner.org_id
+            ),
             &b.owner.access,
             None,
             200,

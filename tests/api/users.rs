@@ -7,7 +7,9 @@ use crate::helpers::{assert_problem, spawn_app};
 async fn profile_and_preferences_are_merged() {
     let app = spawn_app().await;
     let owner = app.owner().await;
-    let me = app.ok(Method::GET, "/users/me", &owner.access, None, 200).await;
+    let me = app
+        .ok(Method::GET, "/users/me", &owner.access, None, 200)
+        .await;
     assert_eq!(me["id"], owner.id.as_str());
     assert_eq!(me["role"], "owner");
     assert_eq!(
@@ -56,7 +58,9 @@ async fn profile_and_preferences_are_merged() {
     assert_eq!(cleared["display_name"], Value::Null);
     assert_eq!(cleared["preferences"]["pace"], Value::Null);
     assert_eq!(cleared["preferences"]["tone"], "warm");
-    let read = app.ok(Method::GET, "/users/me", &owner.access, None, 200).await;
+    let read = app
+        .ok(Method::GET, "/users/me", &owner.access, None, 200)
+        .await;
     assert_eq!(read["preferences"], cleared["preferences"]);
 }
 
