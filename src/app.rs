@@ -21,6 +21,7 @@ pub struct Application {
     addr: SocketAddr,
     state: AppState,
     app: axum::Router,
+    mail_sender: Arc<dyn crate::mail::Sender>,
 }
 
 impl Application {
@@ -45,11 +46,13 @@ impl Application {
                 .context("serialising the OpenAPI document")?,
         ));
         let app = crate::http::app(routes, state.clone());
+        let mail_sender = crate::mail::sender_from_settings(&state.settings)?;
         Ok(Self {
             listener,
             addr,
             state,
             app,
+            mail_sender,
         })
     }
 
@@ -74,8 +77,10 @@ impl Application {
             addr,
             state,
             app,
+            mail_sender,
         } = self;
         tracing::info!(%addr, backend = state.db.backend.name(), "listening");
+        spawn_background_tasks(&state, mail_sender);
         // Trailing slashes are trimmed before routing so `/x/` and `/x` reach the same handler.
         let app = NormalizePathLayer::trim_trailing_slash().layer(app);
         let service =
@@ -117,4 +122,25 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Work that runs beside the server for its whole life and stops on shutdown.
+fn spawn_background_tasks(state: &AppState, mail_sender: Arc<dyn crate::mail::Sender>) {
+    state.tasks.spawn(crate::mail::worker::run(
+        state.db.clone(),
+        mail_sender,
+        std::time::Duration::from_secs(2),
+        state.shutdown.clone(),
+    ));
+    // Rate-limit state is keyed by IP, account, org and key: forget idle keys so memory stays bounded.
+    let (limits, shutdown) = (state.rate_limits.clone(), state.shutdown.clone());
+    state.tasks.spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tick.tick() => limits.prune(),
+            }
+        }
+    });
 }

@@ -27,6 +27,9 @@ pub enum LogFormat {
     Json,
 }
 
+pub const DEFAULT_API_KEY_GRACE_SECS: u64 = 86_400;
+pub const DEFAULT_MAIL_FROM: &str = "Rapport <no-reply@rapport.localhost>";
+
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -47,6 +50,14 @@ pub struct Settings {
     /// Base URL clients reach this server at, used in emailed links.
     pub public_url: Option<String>,
     pub rate_limits: crate::http::rate_limit::RateLimitSettings,
+    /// How long a rotated-out API key keeps working (zero-downtime rotation).
+    pub api_key_grace: Duration,
+    /// `smtp://` or `smtps://` URL of the mail relay; without it mail goes to `mailbox_dir`.
+    pub smtp_url: Option<SecretString>,
+    /// Where undelivered-by-SMTP mail is written as `.eml` files; defaults beside the database.
+    pub mailbox_dir: Option<PathBuf>,
+    /// The `From` header of outgoing mail.
+    pub mail_from: String,
     pub llm: LlmSettings,
     pub hub: crate::hub::HubSettings,
 }
@@ -106,6 +117,10 @@ impl Settings {
             jwt_previous_secrets: Vec::new(),
             public_url: None,
             rate_limits: Default::default(),
+            api_key_grace: Duration::from_secs(DEFAULT_API_KEY_GRACE_SECS),
+            smtp_url: None,
+            mailbox_dir: None,
+            mail_from: DEFAULT_MAIL_FROM.to_string(),
             llm: LlmSettings::default(),
             hub: Default::default(),
         }
@@ -118,6 +133,13 @@ impl Settings {
             .unwrap_or_else(|| format!("http://{}", self.addr))
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// The mailbox directory: configured, else `mailbox/` beside the SQLite file or the working dir.
+    pub fn mailbox_dir(&self) -> PathBuf {
+        self.mailbox_dir
+            .clone()
+            .unwrap_or_else(|| self.secret_dir().join("mailbox"))
     }
 
     /// Where a generated development secret is kept: beside the SQLite file, else the working dir.
@@ -249,6 +271,18 @@ pub struct ServeArgs {
     /// Per-minute limits per route group, e.g. `auth_ip=30,account=600,org=3000,api_key=600`.
     #[arg(long, env = "RAPPORT_RATE_LIMITS", default_value = "", global = true)]
     pub rate_limits: String,
+    /// Seconds a rotated-out API key stays valid.
+    #[arg(long, env = "RAPPORT_API_KEY_GRACE_SECS", default_value_t = DEFAULT_API_KEY_GRACE_SECS, global = true)]
+    pub api_key_grace_secs: u64,
+    /// SMTP relay, e.g. `smtps://user:pass@smtp.example.com` or `smtp://localhost:1025`. Never printed.
+    #[arg(long, env = "RAPPORT_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+    /// Directory mail is written to as `.eml` files when no SMTP relay is configured.
+    #[arg(long, env = "RAPPORT_MAILBOX_DIR", global = true)]
+    pub mailbox_dir: Option<PathBuf>,
+    /// `From` header of outgoing mail.
+    #[arg(long, env = "RAPPORT_MAIL_FROM", default_value = DEFAULT_MAIL_FROM, global = true)]
+    pub mail_from: String,
     /// OpenAI-compatible API base (e.g. `http://127.0.0.1:8000/v1`); unset uses the offline provider.
     #[arg(long, env = "RAPPORT_LLM_BASE_URL", global = true)]
     pub llm_base_url: Option<String>,
@@ -318,6 +352,13 @@ impl ServeArgs {
                 .collect(),
             public_url: self.public_url,
             rate_limits: crate::http::rate_limit::RateLimitSettings::parse(&self.rate_limits)?,
+            api_key_grace: Duration::from_secs(self.api_key_grace_secs),
+            smtp_url: self
+                .smtp_url
+                .filter(|u| !u.trim().is_empty())
+                .map(SecretString::from),
+            mailbox_dir: self.mailbox_dir,
+            mail_from: self.mail_from,
             llm: LlmSettings {
                 base_url: self.llm_base_url.filter(|u| !u.is_empty()),
                 api_key: self.llm_api_key.map(SecretString::from),

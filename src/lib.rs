@@ -2,14 +2,17 @@
 //!
 //! See `ARCHITECTURE.md` for how the modules fit together.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod bot_config;
 pub mod config;
 pub mod conversation;
 pub mod error;
 pub mod http;
 pub mod hub;
 pub mod llm;
+pub mod mail;
 pub mod rag;
 pub mod state;
 pub mod storage;

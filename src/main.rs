@@ -27,7 +27,13 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(AdminCommand::CreateSuperuser { email }) => {
-            anyhow::bail!("creating superuser {email}: not available in this build")
+            let password = rapport::admin::read_superuser_password()?;
+            let db = Db::connect(&settings.database_url, 1).await?;
+            db.migrate().await?;
+            let user = rapport::admin::create_superuser(&db, &email, &password).await?;
+            db.close().await;
+            tracing::info!(user_id = %user.id, "superuser created");
+            Ok(())
         }
     }
     .context("rapport failed")

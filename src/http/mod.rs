@@ -1,15 +1,23 @@
 //! The HTTP edge: one module per resource, each with its own router, merged here under `/api/v1`.
 
+pub mod access;
+pub mod analytics;
+pub mod audit_logs;
 pub mod auth;
 pub mod authn;
 pub mod conversation;
+pub mod employees;
 pub mod health;
 pub mod json;
+pub mod object;
 pub mod openapi;
+pub mod orgs;
 pub mod pagination;
+pub mod passwords;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
+pub mod users;
 pub mod ws;
 
 use axum::extract::DefaultBodyLimit;
@@ -33,6 +41,12 @@ pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
     let api = OpenApiRouter::new()
         .merge(health::api_router())
         .merge(auth::router(state.clone()))
+        .merge(passwords::router(state.clone()))
+        .merge(orgs::router())
+        .merge(employees::router(state.clone()))
+        .merge(users::router())
+        .merge(audit_logs::router())
+        .merge(analytics::router())
         .merge(conversation::router())
         .routes(utoipa_axum::routes!(ws::upgrade))
         .merge(openapi::router());
@@ -54,6 +68,7 @@ pub fn app(routes: Router<AppState>, state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(axum::middleware::from_fn(rate_limit::headers))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,

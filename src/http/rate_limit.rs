@@ -68,6 +68,7 @@ pub struct RateLimits {
     clock: DefaultClock,
 }
 
+#[derive(Debug, Clone)]
 pub struct Decision {
     pub limit: u32,
     pub remaining: u32,
@@ -124,6 +125,17 @@ impl RateLimits {
         }
     }
 
+    /// Like [`Self::enforce`], and remembers the outcome for the response's `RateLimit-*` headers
+    /// (see [`headers`]); for limits applied where the key is known, e.g. after authentication.
+    pub fn enforce_recorded(&self, group: &str, key: &str) -> Result<(), ApiError> {
+        let decision = self.check(group, key);
+        record(&decision);
+        match decision.retry_after {
+            Some(wait) => Err(ApiError::rate_limited(wait.as_secs().max(1))),
+            None => Ok(()),
+        }
+    }
+
     /// Forgets idle keys so memory stays bounded.
     pub fn prune(&self) {
         for entry in self.groups.iter() {
@@ -163,5 +175,58 @@ pub async fn per_ip_auth(State(state): State<AppState>, request: Request, next: 
     }
     let mut response = next.run(request).await;
     headers_for(&mut response, &decision);
+    response
+}
+
+tokio::task_local! {
+    /// The tightest limit decision taken while serving the current request.
+    static RECORDED: std::cell::RefCell<Option<Decision>>;
+}
+
+/// Whether `a` leaves the client less room than `b`.
+fn tighter(a: &Decision, b: &Decision) -> bool {
+    match (a.retry_after.is_some(), b.retry_after.is_some()) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => a.remaining < b.remaining,
+    }
+}
+
+fn record(decision: &Decision) {
+    if decision.limit == 0 {
+        return;
+    }
+    let _ = RECORDED.try_with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot
+            .as_ref()
+            .is_none_or(|current| tighter(decision, current))
+        {
+            *slot = Some(decision.clone());
+        }
+    });
+}
+
+/// Adds `RateLimit-*` headers for the limits checked while handling the request (per account, org
+/// or API key, which are only known once the request is authenticated).
+pub async fn headers(request: Request, next: Next) -> Response {
+    let (mut response, decision) = RECORDED
+        .scope(std::cell::RefCell::new(None), async move {
+            let response = next.run(request).await;
+            let decision = RECORDED.with(|slot| slot.borrow_mut().take());
+            (response, decision)
+        })
+        .await;
+    if let Some(decision) = decision {
+        let already_tighter = response
+            .headers()
+            .get("ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok())
+            .is_some_and(|remaining| remaining < decision.remaining);
+        if !already_tighter {
+            headers_for(&mut response, &decision);
+        }
+    }
     response
 }

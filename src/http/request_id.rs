@@ -43,7 +43,7 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
         "http",
         request_id = %id,
         method = %request.method(),
-        path = %request.uri().path(),
+        path = %redact_path(request.uri().path()),
     );
     let mut response = CURRENT
         .scope(id.clone(), next.run(request).instrument(span))
@@ -56,9 +56,38 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// The path as logged: single-use tokens travel in some paths (emailed links), so long opaque
+/// segments are replaced. Ids (UUIDs, 36 characters) stay readable.
+pub fn redact_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if segment.len() > 40 {
+                "[redacted]"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::acceptable;
+    use super::{acceptable, redact_path};
+
+    #[test]
+    fn tokens_in_paths_are_redacted() {
+        let token = "a".repeat(43);
+        assert_eq!(
+            redact_path(&format!("/api/v1/auth/invitations/{token}/accept")),
+            "/api/v1/auth/invitations/[redacted]/accept"
+        );
+        let id = "0190b6c4-1c2d-7e3f-8a9b-0c1d2e3f4a5b";
+        assert_eq!(
+            redact_path(&format!("/api/v1/orgs/{id}")),
+            format!("/api/v1/orgs/{id}")
+        );
+    }
 
     #[test]
     fn only_plain_ids_are_accepted() {

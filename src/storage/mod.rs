@@ -21,6 +21,12 @@ pub mod outbox;
 pub mod sessions;
 pub mod users;
 
+pub mod analytics;
+pub mod employees;
+pub mod invitations;
+pub mod profiles;
+pub mod query;
+
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
@@ -164,6 +170,9 @@ pub fn rfc3339(ms: i64) -> String {
         })
         .unwrap_or_default()
 }
+
+/// A position in a `(created_at DESC, id DESC)` list: the last row's `(created_at, id)`.
+pub type PageCursor = (i64, String);
 
 /// A new time-ordered id.
 pub fn new_id() -> String {

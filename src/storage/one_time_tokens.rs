@@ -111,3 +111,20 @@ impl Db {
         .await
     }
 }
+
+impl Db {
+    /// Withdraws every still-usable token of `purpose` issued to `user_id` (e.g. older reset links
+    /// once the password has been reset).
+    pub async fn cancel_user_tokens(&self, user_id: &str, purpose: Purpose) -> sqlx::Result<u64> {
+        let done = sqlx::query(
+            "UPDATE one_time_tokens SET cancelled_at = $3 WHERE user_id = $1 AND purpose = $2 \
+             AND used_at IS NULL AND cancelled_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(purpose.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -27,6 +27,11 @@ impl TestApp {
         format!("{}/api/v1{}", self.base, path)
     }
 
+    /// Where the mail worker writes messages in tests.
+    pub fn mailbox_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("mailbox")
+    }
+
     pub fn backend(&self) -> &'static str {
         if self.database_url.starts_with("postgres") {
             "postgres"
@@ -107,6 +112,10 @@ async fn start(
     settings.database_max_connections = 8;
     settings.llm.offline_word_delay = std::time::Duration::ZERO;
     configure(&mut settings);
+    // Mail goes to the test's own directory, never the working tree.
+    settings
+        .mailbox_dir
+        .get_or_insert_with(|| dir.path().join("mailbox"));
     let app = Application::build(settings).await.expect("build the app");
     let addr = app.addr();
     let shutdown = app.shutdown_token();

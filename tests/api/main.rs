@@ -1,9 +1,19 @@
 //! Integration tests: the real server on a random port, driven over HTTP and WebSocket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit_logs;
 mod auth;
+mod employees;
+mod fixtures;
 mod foundation;
 mod helpers;
 mod hub;
+mod mail;
+mod orgs;
+mod passwords;
+mod rate_limits;
+mod superuser;
+mod tenancy;
 mod upstream;
+mod users;
 mod ws_client;
