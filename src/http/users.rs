@@ -77,7 +77,7 @@ pub struct ProfileUpdate {
     #[serde(default, deserialize_with = "present", alias = "displayName")]
     #[schema(value_type = Option<String>, max_length = 100)]
     pub display_name: Option<Option<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::json::optional_object")]
     pub preferences: Option<PreferencesUpdate>,
 }
 
