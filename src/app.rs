@@ -86,6 +86,10 @@ impl Application {
         let service =
             axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
         let shutdown = state.shutdown.clone();
+        // Frames are small and latency-sensitive: no Nagle delay on accepted sockets.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut server = tokio::spawn(async move { server.await });

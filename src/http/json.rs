@@ -83,23 +83,6 @@ fn clean_message(message: &str) -> String {
         .unwrap_or_else(|| message.to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_offending_field() {
-        assert_eq!(
-            data_error_field("Failed to deserialize the JSON body into the target type: email: invalid type: integer `3`, expected a string at line 1 column 11"),
-            "email"
-        );
-        assert_eq!(
-            data_error_field("Failed to deserialize the JSON body into the target type: missing field `password` at line 1 column 2"),
-            "password"
-        );
-    }
-}
-
 /// For nested optional objects: serde would also accept a JSON array as a positional struct;
 /// the API takes objects only (or `null`).
 pub fn optional_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
@@ -115,5 +98,22 @@ where
             .map(Some)
             .map_err(D::Error::custom),
         _ => Err(D::Error::custom("expected a JSON object")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_offending_field() {
+        assert_eq!(
+            data_error_field("Failed to deserialize the JSON body into the target type: email: invalid type: integer `3`, expected a string at line 1 column 11"),
+            "email"
+        );
+        assert_eq!(
+            data_error_field("Failed to deserialize the JSON body into the target type: missing field `password` at line 1 column 2"),
+            "password"
+        );
     }
 }

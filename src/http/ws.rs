@@ -93,7 +93,7 @@ pub async fn upgrade(
     };
     let hub = state.hub.clone();
     ws.protocols([PROTOCOL])
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(512)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(1024 * 1024)
