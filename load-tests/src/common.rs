@@ -176,9 +176,14 @@ impl Server {
                 let Ok(value) = serde_json::from_str::<Value>(line) else {
                     continue;
                 };
-                let message = value["fields"]["message"].as_str().unwrap_or_default();
-                if message == "listening" {
-                    if let Some(addr) = value["fields"]["addr"].as_str() {
+                // Fields are at the top level or under `fields`, depending on the formatter.
+                let fields = if value.get("fields").is_some() {
+                    &value["fields"]
+                } else {
+                    &value
+                };
+                if fields["message"] == "listening" {
+                    if let Some(addr) = fields["addr"].as_str() {
                         let addr: SocketAddr = addr.parse()?;
                         return Ok(Server {
                             child,
@@ -228,8 +233,9 @@ pub async fn register_owners(server: &Server, count: usize, tag: &str) -> Result
                 if !status.is_success() {
                     bail!("register failed: {status} {value}");
                 }
-                value["access_token"]
+                value["accessToken"]
                     .as_str()
+                    .or_else(|| value["access_token"].as_str())
                     .map(str::to_owned)
                     .ok_or_else(|| anyhow!("no access_token in {value}"))
             }

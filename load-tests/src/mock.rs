@@ -101,6 +101,10 @@ pub fn router(config: MockConfig) -> Router {
 pub async fn serve(addr: SocketAddr, config: MockConfig) -> Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening {}", listener.local_addr()?);
+    // Like real upstreams (uvicorn, vLLM, llama.cpp), write each event at once: no Nagle delay.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(config)).await?;
     Ok(())
 }
