@@ -113,6 +113,36 @@ pub fn cost(pid: u32, before: ProcSample, wall: Duration) -> ProcCost {
     }
 }
 
+/// Busy CPU seconds of the whole machine (all processes, all cores) from /proc/stat.
+pub fn machine_busy_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let values: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait.
+    let total: f64 = values.iter().take(8).sum();
+    let idle = values.get(3).copied().unwrap_or(0.0) + values.get(4).copied().unwrap_or(0.0);
+    (total - idle) / 100.0
+}
+
+/// Cores busy machine-wide over a window, and how many of them went to processes outside the test.
+pub fn machine_load(busy_before: f64, wall: Duration, ours: &[&ProcCost]) -> Value {
+    let secs = wall.as_secs_f64().max(1e-9);
+    let busy = (machine_busy_s() - busy_before) / secs;
+    let mine: f64 = ours.iter().map(|c| c.cores).sum();
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    json!({
+        "machine_busy_cores": round3(busy),
+        "other_processes_cores": round3((busy - mine).max(0.0)),
+        "loadavg": loadavg.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    })
+}
+
 pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }

@@ -69,6 +69,7 @@ pub async fn run(args: FlowArgs) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.duration_s);
     let me0 = ProcSample::me();
     let server0 = ProcSample::of(server.pid);
+    let busy0 = common::machine_busy_s();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..args.concurrency {
@@ -109,6 +110,8 @@ pub async fn run(args: FlowArgs) -> Result<()> {
     let wall = started.elapsed();
     let generator = common::cost(std::process::id(), me0, wall);
     let server_cost = common::cost(server.pid, server0, wall);
+    let machine_load = common::machine_load(busy0, wall, &[&server_cost, &generator]);
+    println!("  machine: {machine_load}");
     let secs = wall.as_secs_f64();
     let turn = dist_ms(&mut all.turn_us);
     let start = dist_ms(&mut all.start_us);
@@ -146,6 +149,7 @@ pub async fn run(args: FlowArgs) -> Result<()> {
         "first_errors": all.errors.iter().take(10).collect::<Vec<_>>(),
         "server": server_cost,
         "generator": generator,
+        "machine_load": machine_load,
     });
     common::write_result(&args.out, &result)?;
     server.stop().await;

@@ -126,6 +126,7 @@ pub async fn run(args: StormArgs) -> Result<()> {
     let server0 = ProcSample::of(server.pid);
     let rss_before = common::rss_kib(server.pid).unwrap_or(0);
     let dropped_at = now_us();
+    let busy0 = common::machine_busy_s();
     let started = Instant::now();
     for client in &mut clients {
         client.ws = None;
@@ -148,6 +149,8 @@ pub async fn run(args: StormArgs) -> Result<()> {
     let wall = started.elapsed();
     let generator = common::cost(std::process::id(), me0, wall);
     let server_cost = common::cost(server.pid, server0, wall);
+    let machine_load = common::machine_load(busy0, wall, &[&server_cost, &generator]);
+    println!("  machine: {machine_load}");
 
     let mut resumed: Vec<u64> = outcomes.iter().filter_map(|o| o.resumed_us).collect();
     let mut answered: Vec<u64> = outcomes.iter().filter_map(|o| o.answered_us).collect();
@@ -200,6 +203,7 @@ pub async fn run(args: StormArgs) -> Result<()> {
         "server_rss_kib_before": rss_before,
         "server": server_cost,
         "generator": generator,
+        "machine_load": machine_load,
     });
     common::write_result(&args.out, &result)?;
     server.stop().await;

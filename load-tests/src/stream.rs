@@ -136,6 +136,7 @@ struct Side {
     generator: ProcCost,
     upstream_mock: ProcCost,
     server: Option<ProcCost>,
+    machine: Value,
 }
 
 #[derive(Debug, Serialize)]
@@ -201,7 +202,7 @@ pub async fn run(args: StreamArgs) -> Result<()> {
             "stream c={concurrency}: TTFT p50/p99 direct {:.2}/{:.2} ms, relayed {:.2}/{:.2} ms (added {:.2}/{:.2}); \
              token delay p50/p99 direct {:.2}/{:.2}, relayed {:.2}/{:.2} (added {:.2}/{:.2}); \
              gap p99 direct {:.2} relayed {:.2}; tokens {} relayed, missing {}, out of order {}, seq errors {}, mismatches {}; \
-             server {:.2} cores, generator {:.2} cores, mock {:.2} cores",
+             server {:.2} cores, generator {:.2} cores, mock {:.2} cores, other processes {} cores",
             direct.ttft_ms.p50, direct.ttft_ms.p99, relayed.ttft_ms.p50, relayed.ttft_ms.p99,
             added.ttft_p50_ms, added.ttft_p99_ms,
             direct.token_delay_ms.p50, direct.token_delay_ms.p99, relayed.token_delay_ms.p50,
@@ -210,7 +211,7 @@ pub async fn run(args: StreamArgs) -> Result<()> {
             relayed.tokens, relayed.missing_tokens, relayed.out_of_order_tokens, relayed.seq_errors,
             relayed.content_mismatches,
             relayed.server.as_ref().map_or(0.0, |s| s.cores), relayed.generator.cores,
-            relayed.upstream_mock.cores,
+            relayed.upstream_mock.cores, relayed.machine["other_processes_cores"],
         );
         for error in relayed.errors.iter().chain(direct.errors.iter()).take(5) {
             println!("  error: {error}");
@@ -245,8 +246,17 @@ fn side(
     generator: ProcCost,
     upstream_mock: ProcCost,
     server: Option<ProcCost>,
+    busy_before: f64,
 ) -> Side {
+    let machine = {
+        let mut ours = vec![&generator, &upstream_mock];
+        if let Some(s) = &server {
+            ours.push(s);
+        }
+        common::machine_load(busy_before, wall, &ours)
+    };
     Side {
+        machine,
         streams,
         tokens: samples.tokens,
         ttft_ms: dist_ms(&mut samples.ttft_us),
@@ -279,6 +289,7 @@ async fn direct_run(args: &StreamArgs, mock: &MockProcess, concurrency: usize) -
     .to_string();
     let me0 = ProcSample::me();
     let mock0 = ProcSample::of(mock.pid);
+    let busy0 = common::machine_busy_s();
     let started = Instant::now();
     let ramp = Duration::from_millis(args.ramp_ms);
     let mut tasks = Vec::with_capacity(concurrency);
@@ -312,6 +323,7 @@ async fn direct_run(args: &StreamArgs, mock: &MockProcess, concurrency: usize) -
         common::cost(std::process::id(), me0, wall),
         common::cost(mock.pid, mock0, wall),
         None,
+        busy0,
     ))
 }
 
@@ -402,6 +414,7 @@ async fn relay_run(
     let me0 = ProcSample::me();
     let mock0 = ProcSample::of(mock.pid);
     let server0 = ProcSample::of(server.pid);
+    let busy0 = common::machine_busy_s();
     let started = Instant::now();
     barrier.wait().await;
     let mut all = StreamSamples::default();
@@ -416,6 +429,7 @@ async fn relay_run(
         common::cost(std::process::id(), me0, wall),
         common::cost(mock.pid, mock0, wall),
         Some(common::cost(server.pid, server0, wall)),
+        busy0,
     ))
 }
 
