@@ -37,6 +37,12 @@ pub struct StormArgs {
     pub jitter_ms: u64,
     #[arg(long, default_value_t = 8)]
     pub sources: usize,
+    /// Without an answer in flight: nobody sends a message before the drop; each client resumes
+    /// from `last_seq − rewind` (as if it had lost its last frames) and checks the replay.
+    #[arg(long)]
+    pub quiet: bool,
+    #[arg(long, default_value_t = 10)]
+    pub rewind: i64,
     #[arg(long, default_value = "target/release/rapport")]
     pub server_bin: PathBuf,
     #[arg(long, default_value = "load-tests/results/storm.json")]
@@ -113,6 +119,10 @@ pub async fn run(args: StormArgs) -> Result<()> {
 
     // Every client sends its message, stops reading, then all drop at once.
     for client in &mut clients {
+        if args.quiet {
+            client.seq.last_seq = (client.seq.last_seq - args.rewind).max(0);
+            continue;
+        }
         if let Some(ws) = client.ws.as_mut() {
             common::send(
                 ws,
@@ -138,8 +148,9 @@ pub async fn run(args: StormArgs) -> Result<()> {
         let source = common::source_ip(client.index, args.sources);
         let addr = server.addr;
         let jitter = args.jitter_ms;
+        let quiet = args.quiet;
         tasks.push(tokio::spawn(async move {
-            resume(addr, source, &token, client, jitter, dropped_at).await
+            resume(addr, source, &token, client, jitter, dropped_at, quiet).await
         }));
     }
     let mut outcomes = Vec::with_capacity(count);
@@ -183,6 +194,8 @@ pub async fn run(args: StormArgs) -> Result<()> {
         "setup_failures": failures.len(),
         "setup_s": common::round3(setup_s),
         "turns_before": args.turns,
+        "quiet": args.quiet,
+        "rewind": if args.quiet { args.rewind } else { 0 },
         "offline_word_delay_ms": args.word_delay_ms,
         "jitter_ms": args.jitter_ms,
         "sources": args.sources,
@@ -267,9 +280,10 @@ async fn resume(
     mut client: Client,
     jitter_ms: u64,
     dropped_at: u64,
+    quiet: bool,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    if let Err(error) = resume_inner(addr, source, token, &mut client, jitter_ms, dropped_at, &mut outcome).await {
+    if let Err(error) = resume_inner(addr, source, token, &mut client, jitter_ms, dropped_at, quiet, &mut outcome).await {
         outcome.error = Some(format!("client {}: {error}", client.index));
     }
     outcome.gaps = client.seq.gaps;
@@ -284,6 +298,7 @@ async fn resume_inner(
     client: &mut Client,
     jitter_ms: u64,
     dropped_at: u64,
+    quiet: bool,
     outcome: &mut Outcome,
 ) -> Result<()> {
     // Reconnect with the protocol's backoff: random in [0, min(30 s, 0.5 s × 2^attempt)).
@@ -322,6 +337,12 @@ async fn resume_inner(
         watch.see(&frame, client, outcome);
     }
     outcome.resumed_us = Some(now_us().saturating_sub(dropped_at));
+    if quiet {
+        outcome.storm_messages = 1;
+        outcome.answered_us = outcome.resumed_us;
+        let _ = ws.close(None).await;
+        return Ok(());
+    }
     if outcome.storm_messages == 0 {
         // Not received before the drop (or not yet processed): resend, same id.
         outcome.resent = true;
