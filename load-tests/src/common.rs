@@ -161,11 +161,8 @@ impl Server {
     /// Starts `bin` on a free loopback port with a fresh SQLite file in /tmp and waits until it
     /// listens. `env` is added to (and overrides) the defaults used by every scenario.
     pub async fn start(bin: &Path, env: &[(&str, String)]) -> Result<Server> {
-        let dir = std::env::temp_dir().join(format!(
-            "rapport-load-{}-{}",
-            std::process::id(),
-            now_us()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("rapport-load-{}-{}", std::process::id(), now_us()));
         std::fs::create_dir_all(&dir)?;
         let log_path = dir.join("server.log");
         let log = std::fs::File::create(&log_path)?;

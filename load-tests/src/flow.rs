@@ -228,7 +228,11 @@ async fn one_session(
         samples.turns += 1;
     }
     let t0 = now_us();
-    common::send(&mut session.ws, json!({"type": "complete", "confirm": true})).await?;
+    common::send(
+        &mut session.ws,
+        json!({"type": "complete", "confirm": true}),
+    )
+    .await?;
     loop {
         let frame = session.frame(samples).await?;
         if frame["type"] == "generation.completed" {

@@ -81,7 +81,11 @@ async fn open(
         json!({"type": "session.start", "content_type": "ritual", "intent": "help me sleep better"}),
     )
     .await?;
-    let script = ["in the evening, before bed", "ten minutes and fairly deep", "calm"];
+    let script = [
+        "in the evening, before bed",
+        "ten minutes and fairly deep",
+        "calm",
+    ];
     let mut answers = 0;
     while answers < turns + 1 {
         let frame = common::next_frame(&mut ws, Duration::from_secs(60)).await?;
@@ -171,7 +175,11 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
         "ready {} {} {}",
         held.len(),
         failed.len(),
-        failed.first().cloned().unwrap_or_default().replace('\n', " ")
+        failed
+            .first()
+            .cloned()
+            .unwrap_or_default()
+            .replace('\n', " ")
     );
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = stdin.next_line().await {
@@ -227,9 +235,7 @@ pub async fn run(args: IdleArgs) -> Result<()> {
     )
     .await?;
     println!("idle: server pid {} at {}", server.pid, server.addr);
-    let token = common::register_owners(&server, 1, "idle")
-        .await?
-        .remove(0);
+    let token = common::register_owners(&server, 1, "idle").await?.remove(0);
     let rss_start = common::rss_kib(server.pid)?;
 
     // Warm-up: kept open to the end, so the baseline holds every one-time allocation.
@@ -250,7 +256,10 @@ pub async fn run(args: IdleArgs) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_before = common::rss_kib(server.pid)?;
     let server0 = ProcSample::of(server.pid);
-    println!("idle: server RSS {rss_start} KiB at start, {rss_before} KiB with {} warm-up connections", warm.len());
+    println!(
+        "idle: server RSS {rss_start} KiB at start, {rss_before} KiB with {} warm-up connections",
+        warm.len()
+    );
 
     let exe = std::env::current_exe()?;
     let per = args.connections.div_ceil(args.procs);
@@ -288,7 +297,10 @@ pub async fn run(args: IdleArgs) -> Result<()> {
         let f: usize = parts.next().unwrap_or("0").parse().unwrap_or(0);
         failed += f;
         if f > 0 {
-            println!("  worker failures: {f}, first: {}", parts.next().unwrap_or_default());
+            println!(
+                "  worker failures: {f}, first: {}",
+                parts.next().unwrap_or_default()
+            );
         }
     }
     let setup_s = setup_started.elapsed().as_secs_f64();
@@ -335,12 +347,17 @@ pub async fn run(args: IdleArgs) -> Result<()> {
     let generator_rss_kib: u64 = worker_rss.iter().sum();
     let generator_cpu_s: f64 = worker_stats
         .iter()
-        .map(|s| s["setup_cpu_s"].as_f64().unwrap_or(0.0) + s["holding_cpu_s"].as_f64().unwrap_or(0.0))
+        .map(|s| {
+            s["setup_cpu_s"].as_f64().unwrap_or(0.0) + s["holding_cpu_s"].as_f64().unwrap_or(0.0)
+        })
         .sum();
     let kind = if args.session_turns == 0 {
         "authenticated connection".to_string()
     } else {
-        format!("connection with a live session {} turns in", args.session_turns)
+        format!(
+            "connection with a live session {} turns in",
+            args.session_turns
+        )
     };
     println!(
         "idle: {held} × {kind}: server RSS {rss_before} → {rss_settled} KiB settled ({:.0} B each), {rss_after_heartbeat} KiB after a heartbeat ({:.0} B each), \

@@ -13,7 +13,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "rapport-load", about = "Load scenarios for the Rapport WebSocket hub")]
+#[command(
+    name = "rapport-load",
+    about = "Load scenarios for the Rapport WebSocket hub"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -283,7 +283,18 @@ async fn resume(
     quiet: bool,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    if let Err(error) = resume_inner(addr, source, token, &mut client, jitter_ms, dropped_at, quiet, &mut outcome).await {
+    if let Err(error) = resume_inner(
+        addr,
+        source,
+        token,
+        &mut client,
+        jitter_ms,
+        dropped_at,
+        quiet,
+        &mut outcome,
+    )
+    .await
+    {
         outcome.error = Some(format!("client {}: {error}", client.index));
     }
     outcome.gaps = client.seq.gaps;
@@ -291,6 +302,7 @@ async fn resume(
     outcome
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn resume_inner(
     addr: SocketAddr,
     source: IpAddr,
@@ -309,7 +321,9 @@ async fn resume_inner(
         outcome.attempts += 1;
         match common::connect_authed(addr, source, token).await {
             Ok(ws) => break ws,
-            Err(error) if outcome.attempts >= 8 => return Err(anyhow!("reconnect failed: {error}")),
+            Err(error) if outcome.attempts >= 8 => {
+                return Err(anyhow!("reconnect failed: {error}"))
+            }
             Err(_) => continue,
         }
     };

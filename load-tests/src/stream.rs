@@ -165,10 +165,7 @@ pub async fn run(args: StreamArgs) -> Result<()> {
     let mock = MockProcess::spawn(config).await?;
     let server = Server::start(
         &args.server_bin,
-        &[(
-            "RAPPORT_LLM_BASE_URL",
-            format!("http://{}/v1", mock.addr),
-        )],
+        &[("RAPPORT_LLM_BASE_URL", format!("http://{}/v1", mock.addr))],
     )
     .await?;
     println!(
