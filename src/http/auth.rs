@@ -230,6 +230,7 @@ pub async fn send_verification(state: &AppState, user: &UserRow) -> Result<(), A
         (status = 201, description = "Account created", body = TokenResponse),
         (status = 400, description = "Malformed request", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Invalid API key", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a publishable key, a site outside the allowed origins, or a suspended organisation", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Email already registered", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -282,6 +283,7 @@ async fn register(
                     "sign-up takes the publishable key (pk_…)",
                 ));
             }
+            crate::http::authn::require_allowed_origin(&state, &key, &headers).await?;
             Some(key.org_id)
         }
         None => None,

@@ -165,3 +165,32 @@ pub async fn authenticate_api_key(state: &AppState, raw: &str) -> Result<ApiKeyR
 pub fn api_key_header(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key")?.to_str().ok().map(str::trim)
 }
+
+/// A publishable key is locked to the organisation's allowed widget origins: a browser request
+/// (which always names its `Origin`) from any other site is refused. Requests without an `Origin`
+/// (mobile apps, servers) are not browser-embedded and pass.
+pub async fn require_allowed_origin(
+    state: &AppState,
+    key: &ApiKeyRow,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if key.kind != KeyKind::Publishable.as_str() {
+        return Ok(());
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let config = match state.db.org(&key.org_id).await? {
+        Some(org) => crate::bot_config::BotConfig::from_stored(&org.bot_config),
+        None => return Err(ApiError::unauthorized("invalid or expired API key")),
+    };
+    if origin.to_str().is_ok_and(|o| config.allows_origin(o)) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "ORIGIN_NOT_ALLOWED",
+            "this site is not among the organisation's allowed origins for its publishable key",
+        ))
+    }
+}

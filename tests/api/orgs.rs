@@ -342,3 +342,47 @@ async fn the_default_grace_period_is_a_day() {
     let in_secs = (expires - time::OffsetDateTime::now_utc()).whole_seconds();
     assert!((86_300..=86_400).contains(&in_secs), "{in_secs}");
 }
+
+#[tokio::test]
+async fn publishable_keys_are_locked_to_the_allowed_origins() {
+    let app = spawn_app().await;
+    let owner = app.owner().await;
+    let pk = app.api_key(&owner, "publishable").await;
+    app.ok(
+        Method::PUT,
+        &format!("/orgs/{}/config", owner.org_id),
+        &owner.access,
+        Some(json!({"allowed_origins": ["https://shop.example.com"]})),
+        200,
+    )
+    .await;
+    let signup = |origin: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(app.api("/auth/register"))
+            .header("x-api-key", &pk)
+            .json(&json!({
+                "email": format!("m-{}@example.com", uuid::Uuid::new_v4().simple()),
+                "password": PASSWORD
+            }));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    assert_problem(
+        signup(Some("https://evil.example.com")).await.unwrap(),
+        403,
+        "ORIGIN_NOT_ALLOWED",
+    )
+    .await;
+    assert_eq!(
+        signup(Some("https://shop.example.com"))
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    // Apps and servers send no Origin.
+    assert_eq!(signup(None).await.unwrap().status(), 201);
+}
