@@ -8,6 +8,7 @@ pub mod authn;
 pub mod employees;
 pub mod health;
 pub mod json;
+pub mod object;
 pub mod openapi;
 pub mod orgs;
 pub mod pagination;

@@ -488,9 +488,10 @@ async fn put_config(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
-    Json(body): Json<BotConfig>,
+    Json(body): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Json<BotConfig>, ApiError> {
     principal.require_org_role(&id, OWNERS)?;
+    let body: BotConfig = crate::http::object::from_object(body)?;
     let before = BotConfig::from_stored(&load_org(&state, &id).await?.bot_config);
     let config = body.validate().map_err(ApiError::validation)?;
     let stored = serde_json::to_string(&config).map_err(ApiError::internal)?;

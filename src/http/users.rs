@@ -162,8 +162,9 @@ async fn get_me(
 async fn put_me(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    Json(body): Json<ProfileUpdate>,
+    Json(body): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Json<Profile>, ApiError> {
+    let body: ProfileUpdate = crate::http::object::from_object(body)?;
     let user = state
         .db
         .user(&principal.user_id)

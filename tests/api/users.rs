@@ -105,3 +105,30 @@ async fn preferences_are_validated() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn bodies_must_be_objects() {
+    let app = spawn_app().await;
+    let owner = app.owner().await;
+    for (method, path) in [
+        (Method::PUT, "/users/me".to_string()),
+        (Method::PUT, format!("/orgs/{}/config", owner.org_id)),
+    ] {
+        for body in [json!([null, null]), json!([]), json!("x")] {
+            let response = app
+                .call(method.clone(), &path, Some(&owner.access), Some(body))
+                .await;
+            assert_problem(response, 422, "VALIDATION_FAILED").await;
+        }
+    }
+    let typed = app
+        .call(
+            Method::PUT,
+            &format!("/orgs/{}/config", owner.org_id),
+            Some(&owner.access),
+            Some(json!({"rag": {"top_k": "many"}})),
+        )
+        .await;
+    let problem = assert_problem(typed, 422, "VALIDATION_FAILED").await;
+    assert_eq!(problem["errors"][0]["field"], "rag.top_k");
+}
