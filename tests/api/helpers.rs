@@ -93,8 +93,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::local(database_url.clone());
     settings.jwt_secret = Some("test-signing-key-that-is-long-enough-0123456789".into());
     settings.database_max_connections = 8;
-    settings.mailbox_dir = Some(dir.path().join("mailbox"));
     configure(&mut settings);
+    // Mail goes to the test's own directory, never the working tree.
+    settings
+        .mailbox_dir
+        .get_or_insert_with(|| dir.path().join("mailbox"));
     let app = Application::build(settings).await.expect("build the app");
     let addr = app.addr();
     let shutdown = app.shutdown_token();
