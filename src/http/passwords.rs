@@ -96,17 +96,27 @@ async fn forgot(
     state
         .rate_limits
         .enforce("account", &format!("forgot:{email}"))?;
-    let answer = (
+    // The work happens after the answer, so known and unknown emails take the same time.
+    let task_state = state.clone();
+    state.tasks.spawn(async move {
+        if let Err(error) = send_reset_link(&task_state, &email).await {
+            tracing::warn!(error = %format!("{error:#}"), email = %mask_email(&email), "could not queue a password-reset email");
+        }
+    });
+    Ok((
         StatusCode::ACCEPTED,
         Json(Message {
             message: "if an account exists for this email, a reset link has been sent".into(),
         }),
-    );
-    let Some(user) = state.db.user_by_email(&email).await? else {
-        return Ok(answer);
+    ))
+}
+
+async fn send_reset_link(state: &AppState, email: &str) -> anyhow::Result<()> {
+    let Some(user) = state.db.user_by_email(email).await? else {
+        return Ok(());
     };
     if user.status == "disabled" {
-        return Ok(answer);
+        return Ok(());
     }
     let token = secrets::generate();
     state
@@ -152,7 +162,7 @@ async fn forgot(
             metadata: json!({"email": mask_email(&user.email)}),
         })
         .await?;
-    Ok(answer)
+    Ok(())
 }
 
 /// Check a password-reset token before showing the new-password form.

@@ -486,3 +486,45 @@ async fn staff_cannot_manage_invitations() {
     assert_problem(create, 403, "FORBIDDEN").await;
     assert_problem(app.get_auth(&base, &staff.access).await, 403, "FORBIDDEN").await;
 }
+
+/// Two owners demoting each other at once: one wins, the organisation keeps an owner.
+#[tokio::test]
+async fn concurrent_demotions_leave_an_owner() {
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        let first = app.owner().await;
+        let second = app.employee(&first, "owner").await;
+        let base = format!("/orgs/{}/employee", first.org_id);
+        let (second_path, first_path) = (
+            format!("{base}/{}", second.id),
+            format!("{base}/{}", first.id),
+        );
+        let demote_second = app.call(
+            Method::PATCH,
+            &second_path,
+            Some(&first.access),
+            Some(json!({"role": "staff"})),
+        );
+        let demote_first = app.call(
+            Method::PATCH,
+            &first_path,
+            Some(&second.access),
+            Some(json!({"role": "staff"})),
+        );
+        let (a, b) = tokio::join!(demote_second, demote_first);
+        let statuses = [a.status().as_u16(), b.status().as_u16()];
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        let mut db = app.db().await;
+        let (owners,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM users WHERE org_id = $1 AND role = 'owner'")
+                .bind(&first.org_id)
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+        assert_eq!(owners, 1);
+    }
+}

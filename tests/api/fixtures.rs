@@ -148,6 +148,30 @@ impl TestApp {
         }
     }
 
+    /// Like `mailed_token`, for mail queued in the background after the response: waits for it.
+    pub async fn mailed_token_soon(&self, to: &str, kind: &str) -> String {
+        for _ in 0..100 {
+            if self.outbox_count(to, kind).await > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.mailed_token(to, kind).await
+    }
+
+    /// How many messages of `kind` were queued for `to`.
+    pub async fn outbox_count(&self, to: &str, kind: &str) -> i64 {
+        let mut db = self.db().await;
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM email_outbox WHERE to_address = $1 AND kind = $2")
+                .bind(to)
+                .bind(kind)
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+        n
+    }
+
     /// Runs a statement on the test database (to age tokens, for instance).
     pub async fn exec(&self, sql: &str, args: &[&str]) {
         let mut db = self.db().await;
