@@ -164,6 +164,7 @@ async fn put_me(
     Authenticated(principal): Authenticated,
     Json(body): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Json<Profile>, ApiError> {
+    crate::http::object::nested_object(&body, "preferences")?;
     let body: ProfileUpdate = crate::http::object::from_object(body)?;
     let user = state
         .db
