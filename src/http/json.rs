@@ -83,24 +83,6 @@ fn clean_message(message: &str) -> String {
         .unwrap_or_else(|| message.to_string())
 }
 
-/// For nested optional objects: serde would also accept a JSON array as a positional struct;
-/// the API takes objects only (or `null`).
-pub fn optional_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: DeserializeOwned,
-{
-    use serde::de::Error;
-    use serde::Deserialize;
-    match serde_json::Value::deserialize(deserializer)? {
-        serde_json::Value::Null => Ok(None),
-        value @ serde_json::Value::Object(_) => serde_json::from_value(value)
-            .map(Some)
-            .map_err(D::Error::custom),
-        _ => Err(D::Error::custom("expected a JSON object")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,18 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, FieldError};
 
+/// Refuses a nested field that is present but neither an object nor `null`, for the same reason
+/// as the body itself.
+pub fn nested_object(object: &Map<String, Value>, field: &str) -> Result<(), ApiError> {
+    match object.get(field) {
+        None | Some(Value::Null) | Some(Value::Object(_)) => Ok(()),
+        Some(_) => Err(ApiError::validation(vec![FieldError::new(
+            field,
+            "must be an object",
+        )])),
+    }
+}
+
 /// Types an object body, reporting the offending field's path on failure.
 pub fn from_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(Value::Object(object)).map_err(|err| {

@@ -491,6 +491,7 @@ async fn put_config(
     Json(body): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Json<BotConfig>, ApiError> {
     principal.require_org_role(&id, OWNERS)?;
+    crate::http::object::nested_object(&body, "rag")?;
     let body: BotConfig = crate::http::object::from_object(body)?;
     let before = BotConfig::from_stored(&load_org(&state, &id).await?.bot_config);
     let config = body.validate().map_err(ApiError::validation)?;

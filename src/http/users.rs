@@ -77,7 +77,7 @@ pub struct ProfileUpdate {
     #[serde(default, deserialize_with = "present", alias = "displayName")]
     #[schema(value_type = Option<String>, max_length = 100)]
     pub display_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::http::json::optional_object")]
+    #[serde(default)]
     pub preferences: Option<PreferencesUpdate>,
 }
 
@@ -164,6 +164,7 @@ async fn put_me(
     Authenticated(principal): Authenticated,
     Json(body): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Json<Profile>, ApiError> {
+    crate::http::object::nested_object(&body, "preferences")?;
     let body: ProfileUpdate = crate::http::object::from_object(body)?;
     let user = state
         .db

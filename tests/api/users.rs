@@ -114,7 +114,13 @@ async fn bodies_must_be_objects() {
         (Method::PUT, "/users/me".to_string()),
         (Method::PUT, format!("/orgs/{}/config", owner.org_id)),
     ] {
-        for body in [json!([null, null]), json!([]), json!("x")] {
+        for body in [
+            json!([null, null]),
+            json!([]),
+            json!("x"),
+            json!({"preferences": [null, null]}),
+            json!({"rag": [5, 0.1, 1000]}),
+        ] {
             let response = app
                 .call(method.clone(), &path, Some(&owner.access), Some(body))
                 .await;
