@@ -52,22 +52,28 @@ pub struct CompleteStarted {
     pub estimated_time_s: u32,
 }
 
+pub struct AttachRequest {
+    pub owner: Owner,
+    pub subscriber: Subscriber,
+    pub mode: AttachMode,
+    pub reply: oneshot::Sender<Result<Attached, HubError>>,
+}
+
+pub struct MessageRequest {
+    pub content: String,
+    pub client_message_id: String,
+    /// Answered with whether the id was a duplicate.
+    pub reply: oneshot::Sender<Result<bool, HubError>>,
+}
+
+/// What a session actor is asked to do. Large payloads are boxed: every session's mailbox reserves
+/// slots of this enum's size, so keeping it small keeps idle sessions small.
 pub enum Command {
-    Attach {
-        owner: Owner,
-        subscriber: Subscriber,
-        mode: AttachMode,
-        reply: oneshot::Sender<Result<Attached, HubError>>,
-    },
+    Attach(Box<AttachRequest>),
     Detach {
         subscriber_id: u64,
     },
-    /// Answered with whether the id was a duplicate.
-    Message {
-        content: String,
-        client_message_id: String,
-        reply: oneshot::Sender<Result<bool, HubError>>,
-    },
+    Message(Box<MessageRequest>),
     Cancel,
     Complete {
         confirm: bool,
@@ -80,16 +86,13 @@ pub enum Command {
         turn: u64,
         event: TurnEvent,
     },
-    Generation {
-        job_id: String,
-        event: GenerationEvent,
-    },
+    Generation(Box<(String, GenerationEvent)>),
 }
 
 pub enum TurnEvent {
     Delta(String),
     Finished,
-    Failed(LlmError),
+    Failed(Box<LlmError>),
 }
 
 #[derive(Debug, Clone)]
@@ -175,7 +178,8 @@ impl SessionActor {
             let idle = self.subscribers.is_empty() && self.turn.is_none() && !self.generating();
             tokio::select! {
                 command = rx.recv() => match command {
-                    Some(command) => self.handle(command).await,
+                    // Boxed for the same reason as connections: idle actors stay small.
+                    Some(command) => Box::pin(self.handle(command)).await,
                     None => break,
                 },
                 () = tokio::time::sleep(idle_evict), if idle => break,
@@ -201,20 +205,24 @@ impl SessionActor {
 
     async fn handle(&mut self, command: Command) {
         match command {
-            Command::Attach {
-                owner,
-                subscriber,
-                mode,
-                reply,
-            } => self.attach(owner, subscriber, mode, reply).await,
+            Command::Attach(request) => {
+                let AttachRequest {
+                    owner,
+                    subscriber,
+                    mode,
+                    reply,
+                } = *request;
+                self.attach(owner, subscriber, mode, reply).await
+            }
             Command::Detach { subscriber_id } => {
                 self.subscribers.retain(|s| s.id != subscriber_id);
             }
-            Command::Message {
-                content,
-                client_message_id,
-                reply,
-            } => {
+            Command::Message(request) => {
+                let MessageRequest {
+                    content,
+                    client_message_id,
+                    reply,
+                } = *request;
                 let result = self.message(content, client_message_id, reply).await;
                 if let Err((reply, error)) = result {
                     let _ = reply.send(Err(error));
@@ -229,7 +237,10 @@ impl SessionActor {
                 let _ = reply.send(self.snapshot());
             }
             Command::Stream { turn, event } => self.stream_event(turn, event).await,
-            Command::Generation { job_id, event } => self.generation_event(job_id, event).await,
+            Command::Generation(boxed) => {
+                let (job_id, event) = *boxed;
+                self.generation_event(job_id, event).await
+            }
         }
     }
 
@@ -551,13 +562,13 @@ impl SessionActor {
                             break;
                         }
                         Some(Err(error)) => {
-                            let _ = send(TurnEvent::Failed(error)).await;
+                            let _ = send(TurnEvent::Failed(Box::new(error))).await;
                             break;
                         }
                     }
                 },
                 Err(error) => {
-                    let _ = send(TurnEvent::Failed(error)).await;
+                    let _ = send(TurnEvent::Failed(Box::new(error))).await;
                 }
             }
         });
@@ -574,8 +585,10 @@ impl SessionActor {
                 self.emit(SessionFrame::Token { message_id, delta }).await;
             }
             TurnEvent::Finished => self.finish_turn(false, None).await,
-            TurnEvent::Failed(LlmError::Cancelled) => self.finish_turn(true, None).await,
-            TurnEvent::Failed(error) => self.finish_turn(true, Some(error)).await,
+            TurnEvent::Failed(error) => match *error {
+                LlmError::Cancelled => self.finish_turn(true, None).await,
+                error => self.finish_turn(true, Some(error)).await,
+            },
         }
     }
 

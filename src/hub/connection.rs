@@ -8,7 +8,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::actor::{AttachMode, Attached, Command, Subscriber};
+use super::actor::{AttachMode, AttachRequest, Attached, Command, MessageRequest, Subscriber};
 use super::frames::{ClientFrame, ConnectionFrame, ErrorCode, PrincipalInfo};
 use super::{Hub, HubError, Owner};
 
@@ -130,7 +130,9 @@ pub async fn serve(
                 last_inbound = Instant::now();
                 let Some(Ok(message)) = inbound else { break };
                 let keep_open = match message {
-                    Message::Text(text) => conn.on_text(&mut socket, text.as_str()).await,
+                    // Boxed: the handling future is large and only lives while a frame is handled,
+                    // so an idle connection's task stays small.
+                    Message::Text(text) => Box::pin(conn.on_text(&mut socket, text.as_str())).await,
                     Message::Binary(_) => {
                         conn.reply(&mut socket, ConnectionFrame::error(
                             ErrorCode::UnsupportedFrame, "binary frames are not part of the protocol", None,
@@ -381,10 +383,12 @@ impl Connection {
                 let cmid = client_message_id.clone();
                 let duplicate = self
                     .hub
-                    .ask(&session_id, |reply| Command::Message {
-                        content,
-                        client_message_id,
-                        reply,
+                    .ask(&session_id, |reply| {
+                        Command::Message(Box::new(MessageRequest {
+                            content,
+                            client_message_id,
+                            reply,
+                        }))
                     })
                     .await??;
                 let ack = ConnectionFrame::Ack {
@@ -432,12 +436,12 @@ impl Connection {
         self.hub
             .send(
                 &session_id,
-                Command::Attach {
+                Command::Attach(Box::new(AttachRequest {
                     owner: identity.owner.clone(),
                     subscriber,
                     mode,
                     reply,
-                },
+                })),
             )
             .await?;
         let attached: Attached = answer

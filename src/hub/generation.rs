@@ -68,10 +68,7 @@ pub fn spawn_worker(hub: Hub) {
 }
 
 async fn notify(hub: &Hub, session_id: &str, job_id: &str, event: GenerationEvent) {
-    let command = Command::Generation {
-        job_id: job_id.to_string(),
-        event,
-    };
+    let command = Command::Generation(Box::new((job_id.to_string(), event)));
     if let Err(error) = hub.send(session_id, command).await {
         tracing::debug!(%session_id, ?error, "session not reachable for a generation event");
     }

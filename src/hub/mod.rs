@@ -336,11 +336,13 @@ impl Hub {
             kicked: CancellationToken::new(),
         };
         let attached = self
-            .ask(session_id, |reply| Command::Attach {
-                owner: owner.clone(),
-                subscriber,
-                mode: actor::AttachMode::Live,
-                reply,
+            .ask(session_id, |reply| {
+                Command::Attach(Box::new(actor::AttachRequest {
+                    owner: owner.clone(),
+                    subscriber,
+                    mode: actor::AttachMode::Live,
+                    reply,
+                }))
             })
             .await??;
         Ok(Follower {
@@ -359,10 +361,12 @@ impl Hub {
         content: String,
         client_message_id: String,
     ) -> Result<bool, HubError> {
-        self.ask(session_id, |reply| Command::Message {
-            content,
-            client_message_id,
-            reply,
+        self.ask(session_id, |reply| {
+            Command::Message(Box::new(actor::MessageRequest {
+                content,
+                client_message_id,
+                reply,
+            }))
         })
         .await?
     }

@@ -62,7 +62,7 @@ impl Backend {
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
-    url: String,
+    url: std::sync::Arc<str>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -119,7 +119,11 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to the {} database", backend.name()))?;
-        Ok(Self { pool, backend, url })
+        Ok(Self {
+            pool,
+            backend,
+            url: url.into(),
+        })
     }
 
     /// Applies the migrations of this backend.
