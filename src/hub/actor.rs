@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::frames::{ConnectionFrame, ErrorCode, SessionFrame};
 use super::{Hub, HubError, Owner};
 use crate::conversation::{Conversation, Effect, Event, State};
-use crate::llm::{ChatMessage, ChatRequest, LlmError, Purpose, StreamEvent};
+use crate::llm::{ChatMessage, ChatRequest, LlmError, Purpose, StreamEvent, TokenStream};
 use crate::storage::conversations::{FrameRecord, SessionRow};
 
 /// A connection (or REST request) receiving this session's frames.
@@ -86,6 +86,11 @@ pub enum Command {
         turn: u64,
         event: TurnEvent,
     },
+    /// The model's answer for `turn` is ready to be read.
+    StreamOpened {
+        turn: u64,
+        stream: TokenStream,
+    },
     Generation(Box<(String, GenerationEvent)>),
 }
 
@@ -109,6 +114,14 @@ pub enum GenerationEvent {
         code: String,
         message: String,
     },
+}
+
+/// The next item of the open answer stream; pending forever when there is none.
+async fn next_item(live: &mut Option<(u64, TokenStream)>) -> Option<Result<StreamEvent, LlmError>> {
+    match live {
+        Some((_, stream)) => stream.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The answer being streamed.
@@ -174,13 +187,41 @@ impl SessionActor {
         self.reconcile_generation().await;
         let idle_evict = self.hub.settings().idle_evict;
         let draining = self.hub.inner.draining.clone();
+        let mut live: Option<(u64, TokenStream)> = None;
         loop {
             let idle = self.subscribers.is_empty() && self.turn.is_none() && !self.generating();
             tokio::select! {
                 command = rx.recv() => match command {
+                    Some(Command::StreamOpened { turn, stream }) => {
+                        if self.turn.as_ref().is_some_and(|t| t.number == turn) {
+                            live = Some((turn, stream));
+                        }
+                    }
                     // Boxed for the same reason as connections: idle actors stay small.
                     Some(command) => Box::pin(self.handle(command)).await,
                     None => break,
+                },
+                item = next_item(&mut live), if live.is_some() => {
+                    let turn = live.as_ref().map_or(0, |(turn, _)| *turn);
+                    let event = match item {
+                        Some(Ok(StreamEvent::Delta(delta))) => Some(TurnEvent::Delta(delta)),
+                        Some(Ok(StreamEvent::Usage(_))) => None,
+                        Some(Ok(StreamEvent::Done { .. })) | None => {
+                            live = None;
+                            Some(TurnEvent::Finished)
+                        }
+                        Some(Err(error)) => {
+                            live = None;
+                            Some(TurnEvent::Failed(Box::new(error)))
+                        }
+                    };
+                    if let Some(event) = event {
+                        Box::pin(self.stream_event(turn, event)).await;
+                    }
+                    if self.turn.is_none() {
+                        // The turn ended (cancelled or finished): drop the stream and its upstream.
+                        live = None;
+                    }
                 },
                 () = tokio::time::sleep(idle_evict), if idle => break,
                 () = draining.cancelled() => {
@@ -237,6 +278,8 @@ impl SessionActor {
                 let _ = reply.send(self.snapshot());
             }
             Command::Stream { turn, event } => self.stream_event(turn, event).await,
+            // Handled by the run loop, which owns the open stream.
+            Command::StreamOpened { .. } => {}
             Command::Generation(boxed) => {
                 let (job_id, event) = *boxed;
                 self.generation_event(job_id, event).await
@@ -545,32 +588,17 @@ impl SessionActor {
         let llm = self.hub.llm().clone();
         let me = self.me.clone();
         let turn = self.turns;
+        // Opening the stream (connect, retries, first headers) runs beside the actor; the opened
+        // stream is then polled by the actor itself, so each token costs no extra task hop.
         self.hub.inner.tasks.spawn(async move {
-            let send = |event| me.send(Command::Stream { turn, event });
-            match llm.stream(request, cancel.clone()).await {
-                Ok(mut stream) => loop {
-                    match stream.next().await {
-                        Some(Ok(StreamEvent::Delta(delta))) => {
-                            if send(TurnEvent::Delta(delta)).await.is_err() {
-                                cancel.cancel();
-                                break;
-                            }
-                        }
-                        Some(Ok(StreamEvent::Usage(_))) => {}
-                        Some(Ok(StreamEvent::Done { .. })) | None => {
-                            let _ = send(TurnEvent::Finished).await;
-                            break;
-                        }
-                        Some(Err(error)) => {
-                            let _ = send(TurnEvent::Failed(Box::new(error))).await;
-                            break;
-                        }
-                    }
+            let command = match llm.stream(request, cancel).await {
+                Ok(stream) => Command::StreamOpened { turn, stream },
+                Err(error) => Command::Stream {
+                    turn,
+                    event: TurnEvent::Failed(Box::new(error)),
                 },
-                Err(error) => {
-                    let _ = send(TurnEvent::Failed(Box::new(error))).await;
-                }
-            }
+            };
+            let _ = me.send(command).await;
         });
     }
 

@@ -122,7 +122,7 @@ pub async fn serve(
                 break;
             }
             Some(frame) = live_rx.recv() => {
-                if send_within(&mut socket, &frame, settings.send_timeout).await.is_err() {
+                if send_queued(&mut socket, frame, &mut live_rx, settings.send_timeout).await.is_err() {
                     break;
                 }
             }
@@ -183,6 +183,31 @@ async fn send(socket: &mut WebSocket, text: &str) -> Result<(), ()> {
 async fn send_within(socket: &mut WebSocket, text: &str, limit: Duration) -> Result<(), ()> {
     let message = Message::Text(Utf8Bytes::from(text));
     match tokio::time::timeout(limit, socket.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// Writes `first` and whatever else is already queued with one flush, so a busy stream costs one
+/// socket write per batch rather than per frame.
+async fn send_queued(
+    socket: &mut WebSocket,
+    first: Arc<str>,
+    queue: &mut mpsc::Receiver<Arc<str>>,
+    limit: Duration,
+) -> Result<(), ()> {
+    use futures::SinkExt;
+    let write = async {
+        socket.feed(Message::Text(Utf8Bytes::from(&*first))).await?;
+        for _ in 0..63 {
+            match queue.try_recv() {
+                Ok(frame) => socket.feed(Message::Text(Utf8Bytes::from(&*frame))).await?,
+                Err(_) => break,
+            }
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(limit, write).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
