@@ -184,7 +184,8 @@ impl SessionActor {
     }
 
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        self.reconcile_generation().await;
+        // Rare, storage-heavy steps are boxed so the resident task stays small while idle.
+        Box::pin(self.reconcile_generation()).await;
         let idle_evict = self.hub.settings().idle_evict;
         let draining = self.hub.inner.draining.clone();
         let mut live: Option<(u64, TokenStream)> = None;
@@ -235,7 +236,7 @@ impl SessionActor {
         // Stop taking commands before leaving the registry, so none is lost in between.
         rx.close();
         self.hub.forget(&self.id, &self.me);
-        self.checkpoint().await;
+        Box::pin(self.checkpoint()).await;
     }
 
     fn generating(&self) -> bool {

@@ -88,14 +88,14 @@ pub async fn serve(
                 principal: identity.info.clone(),
             };
             conn.identity = Some(identity);
-            if send(&mut socket, &ok.encode()).await.is_err() {
+            if Box::pin(send(&mut socket, &ok.encode())).await.is_err() {
                 return;
             }
         }
         Credential::Refused(error) => {
             let frame = ConnectionFrame::error(error.code, error.message, None);
-            let _ = send(&mut socket, &frame.encode()).await;
-            let _ = close_with(&mut socket, close::UNAUTHORIZED, "unauthorized").await;
+            let _ = Box::pin(send(&mut socket, &frame.encode())).await;
+            let _ = Box::pin(close_with(&mut socket, close::UNAUTHORIZED, "unauthorized")).await;
             return;
         }
         Credential::None => {}
@@ -112,17 +112,17 @@ pub async fn serve(
     loop {
         tokio::select! {
             () = kicked.cancelled() => {
-                let _ = close_with(&mut socket, close::POLICY, "too slow: frames were not read").await;
+                let _ = Box::pin(close_with(&mut socket, close::POLICY, "too slow: frames were not read")).await;
                 break;
             }
             () = draining.cancelled() => {
                 let frame = ConnectionFrame::Reconnect { after_ms: settings.reconnect_after_ms };
-                let _ = send(&mut socket, &frame.encode()).await;
-                let _ = close_with(&mut socket, close::GOING_AWAY, "server restarting").await;
+                let _ = Box::pin(send(&mut socket, &frame.encode())).await;
+                let _ = Box::pin(close_with(&mut socket, close::GOING_AWAY, "server restarting")).await;
                 break;
             }
             Some(frame) = live_rx.recv() => {
-                if send_queued(&mut socket, frame, &mut live_rx, settings.send_timeout).await.is_err() {
+                if Box::pin(send_queued(&mut socket, frame, &mut live_rx, settings.send_timeout)).await.is_err() {
                     break;
                 }
             }
@@ -147,7 +147,7 @@ pub async fn serve(
             }
             _ = heartbeat.tick() => {
                 if last_inbound.elapsed() > settings.idle_timeout {
-                    let _ = close_with(&mut socket, close::POLICY, "idle").await;
+                    let _ = Box::pin(close_with(&mut socket, close::POLICY, "idle")).await;
                     break;
                 }
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
@@ -156,22 +156,17 @@ pub async fn serve(
             }
             () = &mut auth_deadline, if conn.identity.is_none() => {
                 let frame = ConnectionFrame::error(ErrorCode::AuthTimeout, "authenticate within the deadline", None);
-                let _ = send(&mut socket, &frame.encode()).await;
-                let _ = close_with(&mut socket, close::AUTH_TIMEOUT, "auth timeout").await;
+                let _ = Box::pin(send(&mut socket, &frame.encode())).await;
+                let _ = Box::pin(close_with(&mut socket, close::AUTH_TIMEOUT, "auth timeout")).await;
                 break;
             }
         }
     }
     if let Some(session_id) = conn.attached.take() {
-        let _ = conn
-            .hub
-            .send(
-                &session_id,
-                Command::Detach {
-                    subscriber_id: conn.id,
-                },
-            )
-            .await;
+        let detach = Command::Detach {
+            subscriber_id: conn.id,
+        };
+        let _ = Box::pin(conn.hub.send(&session_id, detach)).await;
     }
 }
 
