@@ -136,6 +136,15 @@ fn spawn_background_tasks(state: &AppState, mail_sender: Arc<dyn crate::mail::Se
         std::time::Duration::from_secs(2),
         state.shutdown.clone(),
     ));
+    let cache = state.commerce.cache.clone();
+    let worker = crate::media::worker::AudioWorker {
+        db: state.db.clone(),
+        tts: state.commerce.tts.clone(),
+        store: state.commerce.store.clone(),
+        on_change: std::sync::Arc::new(move |id: &str| cache.invalidate_content(id)),
+        poll: state.settings.media.audio_poll,
+    };
+    state.tasks.spawn(worker.run(state.shutdown.clone()));
     // Rate-limit state is keyed by IP, account, org and key: forget idle keys so memory stays bounded.
     let (limits, shutdown) = (state.rate_limits.clone(), state.shutdown.clone());
     state.tasks.spawn(async move {
