@@ -38,6 +38,10 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.addr))?;
         let addr = listener.local_addr()?;
+        // Links the server hands out (media URLs, emails) must name the port actually bound.
+        if settings.public_url.is_none() {
+            settings.public_url = Some(format!("http://{addr}"));
+        }
         let mut state = AppState::new(Arc::new(settings), db)?;
         let (routes, openapi) = crate::http::routes(&state);
         state.openapi_json = Arc::new(Bytes::from(
