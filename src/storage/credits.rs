@@ -202,8 +202,9 @@ impl Db {
 impl Db {
     pub async fn credit_summary(&self, user_id: &str) -> sqlx::Result<BalanceSummary> {
         let (granted, consumed, last): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT SUM(CASE WHEN kind = 'grant' THEN amount ELSE 0 END), \
-             SUM(CASE WHEN kind = 'consumption' THEN -amount ELSE 0 END), MAX(created_at) \
+            // PostgreSQL sums BIGINT as NUMERIC: cast back so both backends decode an integer.
+            "SELECT CAST(SUM(CASE WHEN kind = 'grant' THEN amount ELSE 0 END) AS BIGINT), \
+             CAST(SUM(CASE WHEN kind = 'consumption' THEN -amount ELSE 0 END) AS BIGINT), MAX(created_at) \
              FROM credit_transactions WHERE user_id = $1",
         )
         .bind(user_id)

@@ -120,7 +120,7 @@ async fn update_subscription(
         return error(StatusCode::UNAUTHORIZED, "Invalid API Key provided");
     }
     let form = record(&state, &format!("/v1/subscriptions/{id}"), &headers, &body);
-    let paused = form.get("pause_collection[behavior]").is_some();
+    let paused = form.contains_key("pause_collection[behavior]");
     (
         StatusCode::OK,
         Json(json!({
