@@ -38,6 +38,10 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.addr))?;
         let addr = listener.local_addr()?;
+        // Links the server hands out (media URLs, emails) must name the port actually bound.
+        if settings.public_url.is_none() {
+            settings.public_url = Some(format!("http://{addr}"));
+        }
         let mut state = AppState::new(Arc::new(settings), db)?;
         let (routes, openapi) = crate::http::routes(&state);
         state.openapi_json = Arc::new(Bytes::from(
@@ -136,6 +140,15 @@ fn spawn_background_tasks(state: &AppState, mail_sender: Arc<dyn crate::mail::Se
         std::time::Duration::from_secs(2),
         state.shutdown.clone(),
     ));
+    let cache = state.commerce.cache.clone();
+    let worker = crate::media::worker::AudioWorker {
+        db: state.db.clone(),
+        tts: state.commerce.tts.clone(),
+        store: state.commerce.store.clone(),
+        on_change: std::sync::Arc::new(move |id: &str| cache.invalidate_content(id)),
+        poll: state.settings.media.audio_poll,
+    };
+    state.tasks.spawn(worker.run(state.shutdown.clone()));
     // Rate-limit state is keyed by IP, account, org and key: forget idle keys so memory stays bounded.
     let (limits, shutdown) = (state.rate_limits.clone(), state.shutdown.clone());
     state.tasks.spawn(async move {

@@ -60,6 +60,82 @@ pub struct Settings {
     pub mail_from: String,
     pub llm: LlmSettings,
     pub hub: crate::hub::HubSettings,
+    pub media: MediaSettings,
+    pub stripe: StripeSettings,
+}
+
+/// Audio of generated content: speech provider, where files are kept, how long URLs live.
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    /// Where audio files are written; defaults to `media/` beside the SQLite file.
+    pub dir: Option<PathBuf>,
+    /// How long a pre-signed media URL stays valid.
+    pub url_ttl: Duration,
+    /// `false` turns speech off entirely (audio is then reported unavailable).
+    pub tts_enabled: bool,
+    /// OpenAI-compatible speech API base (`…/v1`); unset uses `espeak-ng` when installed.
+    pub tts_base_url: Option<String>,
+    pub tts_api_key: Option<SecretString>,
+    pub tts_model: String,
+    pub tts_voice: String,
+    /// How often the audio worker looks for queued jobs.
+    pub audio_poll: Duration,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            url_ttl: Duration::from_secs(3600),
+            tts_enabled: true,
+            tts_base_url: None,
+            tts_api_key: None,
+            tts_model: "tts-1".into(),
+            tts_voice: "alloy".into(),
+            audio_poll: Duration::from_millis(250),
+        }
+    }
+}
+
+impl MediaSettings {
+    pub fn tts(&self) -> anyhow::Result<Option<std::sync::Arc<dyn crate::media::TextToSpeech>>> {
+        if !self.tts_enabled {
+            return Ok(None);
+        }
+        Ok(match &self.tts_base_url {
+            Some(base) => Some(std::sync::Arc::new(
+                crate::media::openai::OpenAiSpeech::new(
+                    base.clone(),
+                    self.tts_api_key.clone(),
+                    self.tts_model.clone(),
+                    self.tts_voice.clone(),
+                )?,
+            )),
+            None => crate::media::espeak::Espeak::detect()
+                .map(|e| std::sync::Arc::new(e) as std::sync::Arc<dyn crate::media::TextToSpeech>),
+        })
+    }
+}
+
+/// Stripe: API base and keys. Without a secret key checkout answers 503; without a webhook
+/// secret the webhook does.
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    pub api_base: String,
+    pub secret_key: Option<SecretString>,
+    pub webhook_secret: Option<SecretString>,
+    pub webhook_tolerance_secs: i64,
+}
+
+impl Default for StripeSettings {
+    fn default() -> Self {
+        Self {
+            api_base: crate::payments::stripe::DEFAULT_API_BASE.into(),
+            secret_key: None,
+            webhook_secret: None,
+            webhook_tolerance_secs: crate::payments::signature::DEFAULT_TOLERANCE_SECS,
+        }
+    }
 }
 
 /// Which model answers: an OpenAI-compatible server when a base URL is set, else the offline
@@ -123,6 +199,8 @@ impl Settings {
             mail_from: DEFAULT_MAIL_FROM.to_string(),
             llm: LlmSettings::default(),
             hub: Default::default(),
+            media: MediaSettings::default(),
+            stripe: StripeSettings::default(),
         }
     }
 
@@ -140,6 +218,14 @@ impl Settings {
         self.mailbox_dir
             .clone()
             .unwrap_or_else(|| self.secret_dir().join("mailbox"))
+    }
+
+    /// The media directory: configured, else `media/` beside the SQLite file or the working dir.
+    pub fn media_dir(&self) -> PathBuf {
+        self.media
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.secret_dir().join("media"))
     }
 
     /// Where a generated development secret is kept: beside the SQLite file, else the working dir.
@@ -312,6 +398,71 @@ pub struct ServeArgs {
     /// Credits granted to every new account.
     #[arg(long, env = "RAPPORT_FREE_CREDITS", default_value_t = 3, global = true)]
     pub free_credits: i64,
+    /// Directory audio files are written to (default `media/` beside the SQLite file).
+    #[arg(long, env = "RAPPORT_MEDIA_DIR", global = true)]
+    pub media_dir: Option<PathBuf>,
+    /// Seconds a pre-signed media URL stays valid.
+    #[arg(
+        long,
+        env = "RAPPORT_MEDIA_URL_TTL_SECS",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub media_url_ttl_secs: u64,
+    /// `auto` (OpenAI-compatible speech when a base URL is set, else espeak-ng when installed) or `off`.
+    #[arg(long, env = "RAPPORT_TTS", default_value = "auto", global = true)]
+    pub tts: TtsMode,
+    /// OpenAI-compatible speech API base, e.g. `https://api.openai.com/v1`.
+    #[arg(long, env = "RAPPORT_TTS_BASE_URL", global = true)]
+    pub tts_base_url: Option<String>,
+    /// API key for the speech server. Never printed.
+    #[arg(
+        long,
+        env = "RAPPORT_TTS_API_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub tts_api_key: Option<String>,
+    #[arg(
+        long,
+        env = "RAPPORT_TTS_MODEL",
+        default_value = "tts-1",
+        global = true
+    )]
+    pub tts_model: String,
+    #[arg(
+        long,
+        env = "RAPPORT_TTS_VOICE",
+        default_value = "alloy",
+        global = true
+    )]
+    pub tts_voice: String,
+    /// Stripe API base; tests point it at a local server speaking Stripe's wire format.
+    #[arg(long, env = "RAPPORT_STRIPE_API_BASE", default_value = crate::payments::stripe::DEFAULT_API_BASE, global = true)]
+    pub stripe_api_base: String,
+    /// Stripe secret key (`sk_…`). Never printed.
+    #[arg(
+        long,
+        env = "RAPPORT_STRIPE_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub stripe_secret_key: Option<String>,
+    /// Signing secret of the webhook endpoint (`whsec_…`). Never printed.
+    #[arg(
+        long,
+        env = "RAPPORT_STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub stripe_webhook_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum TtsMode {
+    #[default]
+    Auto,
+    Off,
 }
 
 impl ServeArgs {
@@ -367,6 +518,28 @@ impl ServeArgs {
             },
             hub: crate::hub::HubSettings {
                 free_credits: self.free_credits.max(0),
+                ..Default::default()
+            },
+            media: MediaSettings {
+                dir: self.media_dir,
+                url_ttl: Duration::from_secs(self.media_url_ttl_secs.max(1)),
+                tts_enabled: self.tts == TtsMode::Auto,
+                tts_base_url: self.tts_base_url.filter(|u| !u.is_empty()),
+                tts_api_key: self.tts_api_key.map(SecretString::from),
+                tts_model: self.tts_model,
+                tts_voice: self.tts_voice,
+                ..Default::default()
+            },
+            stripe: StripeSettings {
+                api_base: self.stripe_api_base,
+                secret_key: self
+                    .stripe_secret_key
+                    .filter(|k| !k.is_empty())
+                    .map(SecretString::from),
+                webhook_secret: self
+                    .stripe_webhook_secret
+                    .filter(|k| !k.is_empty())
+                    .map(SecretString::from),
                 ..Default::default()
             },
         })

@@ -28,6 +28,8 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
     /// The serialised OpenAPI document, built once at start-up.
     pub openapi_json: Arc<Bytes>,
+    /// Content library, marketplace and payment providers.
+    pub commerce: Arc<crate::commerce::Commerce>,
     draining: Arc<AtomicBool>,
 }
 
@@ -51,7 +53,9 @@ impl AppState {
             settings.llm.provider()?,
             tasks.clone(),
         )?;
+        let commerce = Arc::new(crate::commerce::Commerce::new(&settings, &current)?);
         Ok(Self {
+            commerce,
             hub,
             keys: Arc::new(KeyRing::new(&current, &previous)),
             rate_limits: Arc::new(RateLimits::new(&settings.rate_limits)),

@@ -5,15 +5,20 @@ pub mod analytics;
 pub mod audit_logs;
 pub mod auth;
 pub mod authn;
+pub mod catalog;
+pub mod content;
 pub mod conversation;
+pub mod credits;
 pub mod employees;
 pub mod health;
 pub mod json;
+pub mod media;
 pub mod object;
 pub mod openapi;
 pub mod orgs;
 pub mod pagination;
 pub mod passwords;
+pub mod payments;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
@@ -48,6 +53,11 @@ pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .merge(audit_logs::router())
         .merge(analytics::router())
         .merge(conversation::router())
+        .merge(content::router())
+        .merge(media::router())
+        .merge(credits::router())
+        .merge(catalog::router())
+        .merge(payments::router())
         .routes(utoipa_axum::routes!(ws::upgrade))
         .merge(openapi::router());
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

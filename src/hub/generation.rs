@@ -317,6 +317,9 @@ async fn save(
         },
     )
     .await?;
+    // Audio follows as its own durable job, queued with the text so it cannot be lost; it never
+    // touches the credit already charged here.
+    db.enqueue_audio_job(&mut tx, &content_id).await?;
     sqlx::query(
         "UPDATE generation_jobs SET status = 'succeeded', content_id = $2, error = NULL, updated_at = $3 WHERE id = $1",
     )

@@ -23,11 +23,14 @@ pub struct ContentRow {
     pub last_played_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// `pending`, `ready`, `unavailable` or `failed`; absent for items without audio.
+    pub audio_status: Option<String>,
+    pub audio_key: Option<String>,
 }
 
 pub const CONTENT_COLUMNS: &str = "id, org_id, user_id, content_type, title, body, depth, \
      duration_minutes, time_preference, intent, tags, source_session_id, generated_by, play_count, \
-     last_played_at, created_at, updated_at";
+     last_played_at, created_at, updated_at, audio_status, audio_key";
 
 pub struct NewContent<'a> {
     pub id: &'a str,

@@ -11,13 +11,17 @@ use std::time::Duration;
 
 pub mod api_keys;
 pub mod audit;
+pub mod cache;
+pub mod catalog;
 pub mod content;
 pub mod conversations;
 pub mod credits;
 pub mod jobs;
+pub mod library;
 pub mod one_time_tokens;
 pub mod orgs;
 pub mod outbox;
+pub mod payments;
 pub mod sessions;
 pub mod users;
 

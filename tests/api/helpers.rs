@@ -116,6 +116,11 @@ async fn start(
     settings
         .mailbox_dir
         .get_or_insert_with(|| dir.path().join("mailbox"));
+    // Audio files too.
+    settings
+        .media
+        .dir
+        .get_or_insert_with(|| dir.path().join("media"));
     let app = Application::build(settings).await.expect("build the app");
     let addr = app.addr();
     let shutdown = app.shutdown_token();

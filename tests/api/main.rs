@@ -3,6 +3,7 @@
 
 mod audit_logs;
 mod auth;
+mod commerce;
 mod employees;
 mod fixtures;
 mod foundation;
@@ -12,6 +13,7 @@ mod mail;
 mod orgs;
 mod passwords;
 mod rate_limits;
+mod stripe_mock;
 mod superuser;
 mod tenancy;
 mod upstream;

@@ -78,10 +78,29 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
             None,
         ),
         (Method::GET, "/audit-logs?org_id={b}", None),
+        // The library and the marketplace: B's content and packs.
+        (Method::GET, "/content/{b_content}", None),
+        (Method::DELETE, "/content/{b_content}", None),
+        (Method::POST, "/content/{b_content}/play", Some(json!({}))),
+        (
+            Method::POST,
+            "/content/{b_content}/complete",
+            Some(json!({"practice_event_id": "x"})),
+        ),
+        (Method::GET, "/content/{b_content}/export", None),
+        (Method::GET, "/catalog/packs/{b_pack}", None),
+        (Method::POST, "/catalog/packs/{b_pack}/publish", None),
+        (
+            Method::POST,
+            "/payments/checkout",
+            Some(json!({"pack_id": "{b_pack}"})),
+        ),
     ]
 }
 
 struct OrgB {
+    content_id: String,
+    pack_id: String,
     owner: Account,
     staff: Account,
     invitation_id: String,
@@ -91,7 +110,25 @@ async fn org_b(app: &TestApp) -> OrgB {
     let owner = app.owner().await;
     let staff = app.employee(&owner, "staff").await;
     let (invitation, _) = app.invite(&owner, "pending-b@example.com", "staff").await;
+    let content_id = uuid::Uuid::now_v7().to_string();
+    app.exec(
+        "INSERT INTO content_items (id, org_id, user_id, content_type, title, body, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'ritual', 'B', 'B', 0, 0)",
+        &[&content_id, &owner.org_id, &owner.id],
+    )
+    .await;
+    let pack = app
+        .ok(
+            Method::POST,
+            "/catalog/packs",
+            &owner.access,
+            Some(json!({"title": "B's pack", "price_type": "free", "content_ids": [content_id]})),
+            201,
+        )
+        .await;
     OrgB {
+        content_id,
+        pack_id: pack["id"].as_str().unwrap().to_string(),
         owner,
         staff,
         invitation_id: invitation["id"].as_str().unwrap().to_string(),
@@ -102,6 +139,8 @@ fn fill(template: &str, a: &Account, b: &OrgB) -> String {
     template
         .replace("{b_employee}", &b.staff.id)
         .replace("{b_invitation}", &b.invitation_id)
+        .replace("{b_content}", &b.content_id)
+        .replace("{b_pack}", &b.pack_id)
         .replace("{b}", &b.owner.org_id)
         .replace("{a}", &a.org_id)
 }
@@ -125,6 +164,8 @@ async fn other_tenants_resources_are_not_found_on_every_route() {
     for caller in [&owner_a, &staff_a] {
         for (method, template, body) in routes() {
             let path = fill(template, &owner_a, &b);
+            let body =
+                body.map(|v| serde_json::from_str(&fill(&v.to_string(), &owner_a, &b)).unwrap());
             let response = app
                 .call(method.clone(), &path, Some(&caller.access), body)
                 .await;
