@@ -48,6 +48,13 @@ pub enum Credential {
     Refused(HubError),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rate {
+    Within,
+    Over,
+    Abusive,
+}
+
 struct Connection {
     hub: Hub,
     id: u64,
@@ -228,27 +235,41 @@ impl Connection {
         send(socket, &frame.encode()).await.is_ok()
     }
 
-    fn over_rate(&mut self) -> bool {
+    /// Counts a frame against the 10-second window: over the limit it is refused, at twice the
+    /// limit the connection is closed.
+    fn rate(&mut self) -> Rate {
         if self.window_start.elapsed() > Duration::from_secs(10) {
             self.window_start = Instant::now();
             self.frames_in_window = 0;
         }
         self.frames_in_window += 1;
-        self.frames_in_window > self.hub.settings().frames_per_10s
+        let limit = self.hub.settings().frames_per_10s;
+        if self.frames_in_window >= limit.saturating_mul(2) {
+            Rate::Abusive
+        } else if self.frames_in_window > limit {
+            Rate::Over
+        } else {
+            Rate::Within
+        }
     }
 
     /// Handles one text frame; false closes the connection.
     async fn on_text(&mut self, socket: &mut WebSocket, text: &str) -> bool {
-        if self.over_rate() {
+        let rate = self.rate();
+        if rate != Rate::Within {
+            let wait = Duration::from_secs(10).saturating_sub(self.window_start.elapsed());
             let frame = ConnectionFrame::Error {
                 code: ErrorCode::RateLimited,
                 message: "too many frames; slow down".into(),
                 reference: None,
-                retry_after_ms: Some(10_000),
+                retry_after_ms: Some(wait.as_millis().max(1) as u64),
             };
-            let _ = self.reply(socket, frame).await;
-            let _ = close_with(socket, close::POLICY, "rate limited").await;
-            return false;
+            let open = self.reply(socket, frame).await;
+            if rate == Rate::Abusive {
+                let _ = close_with(socket, close::POLICY, "rate limited").await;
+                return false;
+            }
+            return open;
         }
         if text.len() > self.hub.settings().max_frame_bytes {
             self.oversized += 1;

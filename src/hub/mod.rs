@@ -45,7 +45,7 @@ pub struct HubSettings {
     /// A connection that sends nothing (not even a pong) for this long is closed.
     pub idle_timeout: Duration,
     pub auth_deadline: Duration,
-    /// Inbound frames allowed per connection per 10 seconds.
+    /// Inbound frames allowed per connection per 10 seconds; twice as many close the connection.
     pub frames_per_10s: u32,
     /// Credits granted to a new account.
     pub free_credits: i64,
@@ -65,7 +65,7 @@ impl Default for HubSettings {
             heartbeat: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             auth_deadline: Duration::from_secs(10),
-            frames_per_10s: 40,
+            frames_per_10s: 20,
             free_credits: 3,
             reconnect_after_ms: 1000,
             send_timeout: Duration::from_secs(10),

@@ -491,3 +491,29 @@ async fn saying_yes_at_the_summary_generates_like_complete() {
         .any(|f| f["type"] == "state" && f["state"] == "Generating"));
     assert_eq!(balance(&app, &owner.id).await, 2);
 }
+
+#[tokio::test]
+async fn frame_floods_are_refused_then_closed() {
+    let app = spawn_app().await;
+    let owner = app.owner().await;
+    let mut client = Client::bearer(&app, &owner.access).await;
+    for i in 0..20 {
+        client
+            .send(json!({"type": "ping", "nonce": format!("n{i}")}))
+            .await;
+        assert_eq!(client.recv().await["type"], "pong");
+    }
+    // The 21st to 39th frames are refused but the connection stays open.
+    client.send(json!({"type": "ping", "nonce": "over"})).await;
+    let refused = client.recv().await;
+    assert_eq!(refused["code"], "rate_limited");
+    assert!(refused["retry_after_ms"].as_u64().is_some());
+    for _ in 21..39 {
+        client.send(json!({"type": "ping"})).await;
+        assert_eq!(client.recv().await["code"], "rate_limited");
+    }
+    // The 40th closes it with 1008.
+    client.send(json!({"type": "ping"})).await;
+    assert_eq!(client.recv().await["code"], "rate_limited");
+    assert_eq!(client.recv().await["code"], 1008);
+}
