@@ -20,6 +20,12 @@ pub enum Environment {
     Production,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SlotExtraction {
+    Model,
+    Parser,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum LogFormat {
     #[default]
@@ -395,6 +401,10 @@ pub struct ServeArgs {
         global = true
     )]
     pub offline_word_delay_ms: u64,
+    /// How free text fills the session's slots when a real model is configured: `model` (structured
+    /// output, with the parser as fallback; one extra model call per message) or `parser` only.
+    #[arg(long, env = "RAPPORT_LLM_SLOT_EXTRACTION", value_enum, default_value_t = SlotExtraction::Model, global = true)]
+    pub llm_slot_extraction: SlotExtraction,
     /// Credits granted to every new account.
     #[arg(long, env = "RAPPORT_FREE_CREDITS", default_value_t = 3, global = true)]
     pub free_credits: i64,
@@ -518,6 +528,7 @@ impl ServeArgs {
             },
             hub: crate::hub::HubSettings {
                 free_credits: self.free_credits.max(0),
+                model_slot_extraction: self.llm_slot_extraction == SlotExtraction::Model,
                 ..Default::default()
             },
             media: MediaSettings {

@@ -165,7 +165,11 @@ pub async fn run(args: StreamArgs) -> Result<()> {
     let mock = MockProcess::spawn(config).await?;
     let server = Server::start(
         &args.server_bin,
-        &[("RAPPORT_LLM_BASE_URL", format!("http://{}/v1", mock.addr))],
+        &[
+            ("RAPPORT_LLM_BASE_URL", format!("http://{}/v1", mock.addr)),
+            // Measure the relay itself: no extra model call per message for slot extraction.
+            ("RAPPORT_LLM_SLOT_EXTRACTION", "parser".to_string()),
+        ],
     )
     .await?;
     println!(

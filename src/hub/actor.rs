@@ -475,7 +475,10 @@ impl SessionActor {
     /// configured and slots are being gathered, else (or when that fails) the deterministic parser.
     async fn interpret(&self, content: &str) -> Option<Event> {
         let conversation = self.conversation.as_ref()?;
-        if !self.hub.llm().is_offline() && conversation.state().is_gathering() {
+        if self.hub.settings().model_slot_extraction
+            && !self.hub.llm().is_offline()
+            && conversation.state().is_gathering()
+        {
             if let Some(update) = self.extract_with_model(content).await {
                 if !update.is_empty() {
                     return Some(Event::Update(update));

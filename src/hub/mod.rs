@@ -53,6 +53,8 @@ pub struct HubSettings {
     pub reconnect_after_ms: u64,
     /// A frame the client does not take within this long ends the connection.
     pub send_timeout: Duration,
+    /// Ask a real model to extract slots from each message (the offline parser is the fallback).
+    pub model_slot_extraction: bool,
 }
 
 impl Default for HubSettings {
@@ -69,6 +71,7 @@ impl Default for HubSettings {
             free_credits: 3,
             reconnect_after_ms: 1000,
             send_timeout: Duration::from_secs(10),
+            model_slot_extraction: true,
         }
     }
 }
