@@ -136,6 +136,7 @@ fn spawn_background_tasks(state: &AppState, mail_sender: Arc<dyn crate::mail::Se
         std::time::Duration::from_secs(2),
         state.shutdown.clone(),
     ));
+    state.knowledge.spawn_worker();
     // Rate-limit state is keyed by IP, account, org and key: forget idle keys so memory stays bounded.
     let (limits, shutdown) = (state.rate_limits.clone(), state.shutdown.clone());
     state.tasks.spawn(async move {

@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod knowledge;
 pub mod llm;
 pub mod mail;
 pub mod rag;

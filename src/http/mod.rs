@@ -8,7 +8,9 @@ pub mod authn;
 pub mod conversation;
 pub mod employees;
 pub mod health;
+pub mod internal;
 pub mod json;
+pub mod knowledge_bases;
 pub mod object;
 pub mod openapi;
 pub mod orgs;
@@ -48,6 +50,8 @@ pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .merge(audit_logs::router())
         .merge(analytics::router())
         .merge(conversation::router())
+        .merge(knowledge_bases::router(&state.settings))
+        .merge(internal::router())
         .routes(utoipa_axum::routes!(ws::upgrade))
         .merge(openapi::router());
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
@@ -67,7 +71,11 @@ pub fn app(routes: Router<AppState>, state: AppState) -> Router {
             ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)
         })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        // Uploads may be larger than other bodies; extractors still apply `max_body_bytes`
+        // except on the upload routes, which raise their own `DefaultBodyLimit`.
+        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes.max(
+            crate::http::knowledge_bases::upload_body_limit(&settings),
+        )))
         .layer(axum::middleware::from_fn(rate_limit::headers))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
