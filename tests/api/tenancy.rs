@@ -78,6 +78,28 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
             None,
         ),
         (Method::GET, "/audit-logs?org_id={b}", None),
+        (Method::GET, "/orgs/{b}/knowledge-bases", None),
+        (
+            Method::POST,
+            "/orgs/{b}/knowledge-bases",
+            Some(json!({"title": "Planted", "text": "Injected content."})),
+        ),
+        (Method::GET, "/orgs/{b}/knowledge-bases/{b_kb}", None),
+        (
+            Method::PUT,
+            "/orgs/{b}/knowledge-bases/{b_kb}",
+            Some(json!({"title": "Replaced", "text": "Replaced content."})),
+        ),
+        (Method::DELETE, "/orgs/{b}/knowledge-bases/{b_kb}", None),
+        (Method::POST, "/orgs/{b}/knowledge-bases/{b_kb}/retry", None),
+        (Method::GET, "/orgs/{a}/knowledge-bases/{b_kb}", None),
+        (
+            Method::PUT,
+            "/orgs/{a}/knowledge-bases/{b_kb}",
+            Some(json!({"title": "Replaced", "text": "Replaced content."})),
+        ),
+        (Method::DELETE, "/orgs/{a}/knowledge-bases/{b_kb}", None),
+        (Method::POST, "/orgs/{a}/knowledge-bases/{b_kb}/retry", None),
     ]
 }
 
@@ -85,16 +107,27 @@ struct OrgB {
     owner: Account,
     staff: Account,
     invitation_id: String,
+    kb_id: String,
 }
 
 async fn org_b(app: &TestApp) -> OrgB {
     let owner = app.owner().await;
     let staff = app.employee(&owner, "staff").await;
     let (invitation, _) = app.invite(&owner, "pending-b@example.com", "staff").await;
+    let kb = app
+        .ok(
+            Method::POST,
+            &format!("/orgs/{}/knowledge-bases", owner.org_id),
+            &owner.access,
+            Some(json!({"title": "B's notes", "text": "Only for organisation B."})),
+            201,
+        )
+        .await;
     OrgB {
         owner,
         staff,
         invitation_id: invitation["id"].as_str().unwrap().to_string(),
+        kb_id: kb["id"].as_str().unwrap().to_string(),
     }
 }
 
@@ -102,6 +135,7 @@ fn fill(template: &str, a: &Account, b: &OrgB) -> String {
     template
         .replace("{b_employee}", &b.staff.id)
         .replace("{b_invitation}", &b.invitation_id)
+        .replace("{b_kb}", &b.kb_id)
         .replace("{b}", &b.owner.org_id)
         .replace("{a}", &a.org_id)
 }
@@ -196,6 +230,17 @@ async fn other_tenants_resources_are_not_found_on_every_route() {
         )
         .await;
     assert_eq!(keys["keys"], json!([]));
+    let kb = app
+        .ok(
+            Method::GET,
+            &format!("/orgs/{}/knowledge-bases/{}", b.owner.org_id, b.kb_id),
+            &b.owner.access,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(kb["title"], "B's notes");
+    assert_eq!(kb["version"], 1);
 }
 
 #[tokio::test]
