@@ -241,7 +241,10 @@ async fn every_document_type_is_ingested_and_found_with_its_citation() {
     assert_eq!(reply.status(), 200);
     let reply: Value = reply.json().await.unwrap();
     assert_eq!(reply["grounded"], true, "{reply}");
-    assert!(reply["reply"].as_str().unwrap().contains("six thirty"), "{reply}");
+    assert!(
+        reply["reply"].as_str().unwrap().contains("six thirty"),
+        "{reply}"
+    );
     let unknown = app
         .internal(
             "/internal/ai/generate",
@@ -259,7 +262,11 @@ async fn replacing_an_entry_reingests_it_and_deleting_removes_its_vectors() {
     let owner = app.owner().await;
     let staff = app.employee(&owner, "staff").await;
     let entry = app
-        .add_text(&owner, "Pets", "Dogs are welcome on the terrace but not indoors.")
+        .add_text(
+            &owner,
+            "Pets",
+            "Dogs are welcome on the terrace but not indoors.",
+        )
         .await;
     let id = entry["id"].as_str().unwrap().to_string();
     app.settled(&owner, &id).await;
@@ -309,9 +316,7 @@ async fn replacing_an_entry_reingests_it_and_deleting_removes_its_vectors() {
     .await;
     assert_eq!(app.chunk_rows(&id).await, 0);
     for mode in ["hybrid", "vector", "text"] {
-        let gone = app
-            .search(&owner.org_id, "rent a bicycle", mode, 5)
-            .await;
+        let gone = app.search(&owner.org_id, "rent a bicycle", mode, 5).await;
         assert_eq!(gone["results"], json!([]), "{mode}: {gone}");
     }
     let missing = app
@@ -330,7 +335,9 @@ async fn an_ingestion_interrupted_by_a_crash_resumes_after_restart() {
     let app = spawn().await;
     let owner = app.owner().await;
     let body: String = (0..40)
-        .map(|i| format!("## Topic {i}\n\nParagraph {i} talks about lanterns number {i} in detail.\n\n"))
+        .map(|i| {
+            format!("## Topic {i}\n\nParagraph {i} talks about lanterns number {i} in detail.\n\n")
+        })
         .collect();
     let entry = app.add_text(&owner, "Lanterns", &body).await;
     let id = entry["id"].as_str().unwrap().to_string();
@@ -381,7 +388,11 @@ async fn a_model_change_re_embeds_existing_entries() {
     let app = spawn().await;
     let owner = app.owner().await;
     let entry = app
-        .add_text(&owner, "Sauna", "The sauna is heated to ninety degrees every evening.")
+        .add_text(
+            &owner,
+            "Sauna",
+            "The sauna is heated to ninety degrees every evening.",
+        )
         .await;
     let id = entry["id"].as_str().unwrap().to_string();
     app.settled(&owner, &id).await;
@@ -399,7 +410,10 @@ async fn a_model_change_re_embeds_existing_entries() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(rebuilt["embedding_model"], "rapport-hash-256-v1", "{rebuilt}");
+    assert_eq!(
+        rebuilt["embedding_model"], "rapport-hash-256-v1",
+        "{rebuilt}"
+    );
     assert_eq!(rebuilt["embedding_dimension"], 256);
     let found = app
         .search(&owner.org_id, "how hot is the sauna", "vector", 1)
@@ -463,7 +477,11 @@ async fn a_failing_embedder_marks_the_entry_failed_and_it_can_be_retried() {
     .await;
     let owner = app.owner().await;
     let entry = app
-        .add_text(&owner, "Towels", "Fresh towels are handed out at the pool entrance.")
+        .add_text(
+            &owner,
+            "Towels",
+            "Fresh towels are handed out at the pool entrance.",
+        )
         .await;
     let id = entry["id"].as_str().unwrap().to_string();
     let failed = app.settled(&owner, &id).await;
@@ -505,7 +523,10 @@ async fn malformed_oversized_and_unauthorised_uploads_get_clear_problems() {
 
     let big = app.upload(&owner, "big.txt", vec![b'a'; 5000]).await;
     let problem = assert_problem(big, 413, "PAYLOAD_TOO_LARGE").await;
-    assert!(problem["detail"].as_str().unwrap().contains("4096"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("4096"),
+        "{problem}"
+    );
     let big_text = app
         .call(
             Method::POST,
@@ -520,11 +541,19 @@ async fn malformed_oversized_and_unauthorised_uploads_get_clear_problems() {
     let problem = assert_problem(scanned, 422, "NO_TEXT").await;
     assert!(problem["detail"].as_str().unwrap().contains("OCR"));
     let binary = app
-        .upload(&owner, "notes.txt", vec![0x00, 0xFF, 0x10, 0x80, 0x00, 0x01, 0x02])
+        .upload(
+            &owner,
+            "notes.txt",
+            vec![0x00, 0xFF, 0x10, 0x80, 0x00, 0x01, 0x02],
+        )
         .await;
     assert_problem(binary, 422, "UNSUPPORTED_DOCUMENT").await;
     let broken = app
-        .upload(&owner, "broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog".to_vec())
+        .upload(
+            &owner,
+            "broken.pdf",
+            b"%PDF-1.7\n1 0 obj << /Type /Catalog".to_vec(),
+        )
         .await;
     assert_problem(broken, 422, "MALFORMED_DOCUMENT").await;
 
@@ -598,7 +627,10 @@ async fn search_never_returns_another_organisations_chunks() {
         )
         .await;
     let context: Value = context.json().await.unwrap();
-    assert!(!context["text"].as_str().unwrap().contains("seven nine three"));
+    assert!(!context["text"]
+        .as_str()
+        .unwrap()
+        .contains("seven nine three"));
 }
 
 #[tokio::test]

@@ -106,8 +106,13 @@ async fn retrieval_meets_its_quality_floors() {
         );
     }
     let (vector, hybrid) = (scores["vector"], scores["hybrid"]);
-    assert!(vector.recall_at_5 >= 0.80, "built-in embedder recall@5 {vector:?}");
-    assert!(vector.mrr >= 0.60, "built-in embedder MRR {vector:?}");
-    assert!(hybrid.recall_at_5 >= 0.85, "hybrid recall@5 {hybrid:?}");
-    assert!(hybrid.mrr >= 0.65, "hybrid MRR {hybrid:?}");
+    // Measured: vector 0.927 / 0.840 on both backends; hybrid 1.000 / 0.904 (SQLite FTS5) and
+    // 0.976 / 0.888 (PostgreSQL tsvector). Floors leave room for one or two questions to move.
+    assert!(
+        vector.recall_at_5 >= 0.85,
+        "built-in embedder recall@5 {vector:?}"
+    );
+    assert!(vector.mrr >= 0.75, "built-in embedder MRR {vector:?}");
+    assert!(hybrid.recall_at_5 >= 0.95, "hybrid recall@5 {hybrid:?}");
+    assert!(hybrid.mrr >= 0.85, "hybrid MRR {hybrid:?}");
 }

@@ -85,11 +85,13 @@ pub(super) async fn vector_search(
     // The index walk stops after ef_search candidates; the organisation filter applies after it,
     // so a bigger candidate list and iterative scans keep small tenants from getting short lists.
     let ef = (k * 2).clamp(40, 1000);
-    sqlx::query(&format!(
-        "SET LOCAL hnsw.ef_search = {ef}; SET LOCAL hnsw.iterative_scan = strict_order"
-    ))
-    .execute(&mut *tx)
-    .await?;
+    // One statement each: prepared statements may not hold several.
+    sqlx::query(&format!("SET LOCAL hnsw.ef_search = {ef}"))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SET LOCAL hnsw.iterative_scan = strict_order")
+        .execute(&mut *tx)
+        .await?;
     let rows = sqlx::query(&sql)
         .bind(pgvector(query)?)
         .bind(org_id)
