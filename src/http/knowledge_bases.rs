@@ -33,6 +33,13 @@ pub fn upload_body_limit(settings: &Settings) -> usize {
         .saturating_add(MULTIPART_OVERHEAD)
 }
 
+/// Whether a request may carry a document (creation or replacement of an entry).
+pub fn is_upload(method: &axum::http::Method, path: &str) -> bool {
+    (method == axum::http::Method::POST || method == axum::http::Method::PUT)
+        && path.starts_with("/api/v1/orgs/")
+        && path.contains("/knowledge-bases")
+}
+
 pub fn router(settings: &Settings) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_kb, list_kbs))
