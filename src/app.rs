@@ -149,6 +149,7 @@ fn spawn_background_tasks(state: &AppState, mail_sender: Arc<dyn crate::mail::Se
         poll: state.settings.media.audio_poll,
     };
     state.tasks.spawn(worker.run(state.shutdown.clone()));
+    state.knowledge.spawn_worker();
     // Rate-limit state is keyed by IP, account, org and key: forget idle keys so memory stays bounded.
     let (limits, shutdown) = (state.rate_limits.clone(), state.shutdown.clone());
     state.tasks.spawn(async move {

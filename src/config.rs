@@ -66,6 +66,7 @@ pub struct Settings {
     pub mail_from: String,
     pub llm: LlmSettings,
     pub hub: crate::hub::HubSettings,
+    pub knowledge: crate::knowledge::KnowledgeSettings,
     pub media: MediaSettings,
     pub stripe: StripeSettings,
 }
@@ -205,6 +206,7 @@ impl Settings {
             mail_from: DEFAULT_MAIL_FROM.to_string(),
             llm: LlmSettings::default(),
             hub: Default::default(),
+            knowledge: Default::default(),
             media: MediaSettings::default(),
             stripe: StripeSettings::default(),
         }
@@ -408,6 +410,39 @@ pub struct ServeArgs {
     /// Credits granted to every new account.
     #[arg(long, env = "RAPPORT_FREE_CREDITS", default_value_t = 3, global = true)]
     pub free_credits: i64,
+    /// OpenAI-compatible embeddings API base (e.g. `http://127.0.0.1:8000/v1`); unset uses the
+    /// built-in offline embedder.
+    #[arg(long, env = "RAPPORT_EMBED_BASE_URL", global = true)]
+    pub embed_base_url: Option<String>,
+    /// API key for the embeddings server. Never printed.
+    #[arg(
+        long,
+        env = "RAPPORT_EMBED_API_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub embed_api_key: Option<String>,
+    #[arg(
+        long,
+        env = "RAPPORT_EMBED_MODEL",
+        default_value = "text-embedding-3-small",
+        global = true
+    )]
+    pub embed_model: String,
+    /// Vector length (default 384 for the built-in embedder, 1536 for a service).
+    #[arg(long, env = "RAPPORT_EMBED_DIMENSION", global = true)]
+    pub embed_dimension: Option<usize>,
+    /// Largest knowledge-base document accepted, in bytes.
+    #[arg(long, env = "RAPPORT_MAX_UPLOAD_BYTES", default_value_t = crate::knowledge::DEFAULT_MAX_UPLOAD_BYTES, global = true)]
+    pub max_upload_bytes: usize,
+    /// Shared secret for the internal endpoints (`X-Internal-Key` header). Never printed.
+    #[arg(
+        long,
+        env = "RAPPORT_INTERNAL_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub internal_key: Option<String>,
     /// Directory audio files are written to (default `media/` beside the SQLite file).
     #[arg(long, env = "RAPPORT_MEDIA_DIR", global = true)]
     pub media_dir: Option<PathBuf>,
@@ -490,6 +525,13 @@ impl ServeArgs {
         if self.max_body_bytes == 0 {
             bail!("RAPPORT_MAX_BODY_BYTES must be positive");
         }
+        if self
+            .internal_key
+            .as_ref()
+            .is_some_and(|k| !k.is_empty() && k.len() < 32)
+        {
+            bail!("RAPPORT_INTERNAL_KEY must be at least 32 bytes");
+        }
         Ok(Settings {
             addr: self.addr,
             database_url: self.database_url,
@@ -549,6 +591,18 @@ impl ServeArgs {
                     .map(SecretString::from),
                 webhook_secret: self
                     .stripe_webhook_secret
+                    .filter(|k| !k.is_empty())
+                    .map(SecretString::from),
+                ..Default::default()
+            },
+            knowledge: crate::knowledge::KnowledgeSettings {
+                embed_base_url: self.embed_base_url.filter(|u| !u.is_empty()),
+                embed_api_key: self.embed_api_key.map(SecretString::from),
+                embed_model: self.embed_model,
+                embed_dimension: self.embed_dimension,
+                max_upload_bytes: self.max_upload_bytes.max(1),
+                internal_key: self
+                    .internal_key
                     .filter(|k| !k.is_empty())
                     .map(SecretString::from),
                 ..Default::default()

@@ -12,6 +12,7 @@ pub mod conversation;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod knowledge;
 pub mod llm;
 pub mod mail;
 pub mod media;

@@ -25,6 +25,7 @@ pub struct AppState {
     pub tasks: TaskTracker,
     pub keys: Arc<KeyRing>,
     pub hub: Hub,
+    pub knowledge: crate::knowledge::Knowledge,
     pub rate_limits: Arc<RateLimits>,
     /// The serialised OpenAPI document, built once at start-up.
     pub openapi_json: Arc<Bytes>,
@@ -54,15 +55,23 @@ impl AppState {
             tasks.clone(),
         )?;
         let commerce = Arc::new(crate::commerce::Commerce::new(&settings, &current)?);
+        let shutdown = CancellationToken::new();
+        let knowledge = crate::knowledge::Knowledge::new(
+            db.clone(),
+            settings.knowledge.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+        )?;
         Ok(Self {
             commerce,
             hub,
+            knowledge,
             keys: Arc::new(KeyRing::new(&current, &previous)),
             rate_limits: Arc::new(RateLimits::new(&settings.rate_limits)),
             settings,
             db,
             started_at: Instant::now(),
-            shutdown: CancellationToken::new(),
+            shutdown,
             tasks,
             openapi_json: Arc::new(Bytes::new()),
             draining: Arc::new(AtomicBool::new(false)),

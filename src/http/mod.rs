@@ -11,7 +11,9 @@ pub mod conversation;
 pub mod credits;
 pub mod employees;
 pub mod health;
+pub mod internal;
 pub mod json;
+pub mod knowledge_bases;
 pub mod media;
 pub mod object;
 pub mod openapi;
@@ -58,6 +60,8 @@ pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .merge(credits::router())
         .merge(catalog::router())
         .merge(payments::router())
+        .merge(knowledge_bases::router(&state.settings))
+        .merge(internal::router())
         .routes(utoipa_axum::routes!(ws::upgrade))
         .merge(openapi::router());
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
@@ -77,7 +81,13 @@ pub fn app(routes: Router<AppState>, state: AppState) -> Router {
             ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)
         })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            BodyLimits {
+                default: RequestBodyLimitLayer::new(settings.max_body_bytes),
+                upload: RequestBodyLimitLayer::new(knowledge_bases::upload_body_limit(&settings)),
+            },
+            body_limit,
+        ))
         .layer(axum::middleware::from_fn(rate_limit::headers))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -90,6 +100,36 @@ pub fn app(routes: Router<AppState>, state: AppState) -> Router {
         }))
         .layer(axum::middleware::from_fn(request_id::middleware))
         .with_state(state)
+}
+
+#[derive(Clone)]
+struct BodyLimits {
+    default: RequestBodyLimitLayer,
+    upload: RequestBodyLimitLayer,
+}
+
+/// Bounds every request body; knowledge-base uploads get their own, larger bound.
+async fn body_limit(
+    axum::extract::State(limits): axum::extract::State<BodyLimits>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use tower::{Layer, ServiceExt};
+    let layer = if knowledge_bases::is_upload(request.method(), request.uri().path()) {
+        limits.upload
+    } else {
+        limits.default
+    };
+    let inner = tower::service_fn(move |request: axum::http::Request<_>| {
+        let next = next.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(next.run(request.map(axum::body::Body::new)).await)
+        }
+    });
+    match layer.layer(inner).oneshot(request).await {
+        Ok(response) => response.map(axum::body::Body::new),
+        Err(never) => match never {},
+    }
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

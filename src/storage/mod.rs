@@ -17,6 +17,7 @@ pub mod content;
 pub mod conversations;
 pub mod credits;
 pub mod jobs;
+pub mod knowledge;
 pub mod library;
 pub mod one_time_tokens;
 pub mod orgs;

@@ -95,10 +95,15 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 
 impl TestApp {
     /// Stops the server gracefully and starts a new one on the same database.
-    pub async fn restart(mut self) -> TestApp {
+    pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like `restart`, with the new server's settings adjusted first.
+    pub async fn restart_with(mut self, configure: impl FnOnce(&mut Settings)) -> TestApp {
         self.stop().await.expect("clean stop");
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
-        start(dir, self.database_url.clone(), Box::new(|_| {})).await
+        start(dir, self.database_url.clone(), Box::new(configure)).await
     }
 }
 

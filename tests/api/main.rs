@@ -9,6 +9,8 @@ mod fixtures;
 mod foundation;
 mod helpers;
 mod hub;
+mod knowledge;
+mod knowledge_eval;
 mod mail;
 mod orgs;
 mod passwords;

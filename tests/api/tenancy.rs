@@ -95,6 +95,28 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
             "/payments/checkout",
             Some(json!({"pack_id": "{b_pack}"})),
         ),
+        (Method::GET, "/orgs/{b}/knowledge-bases", None),
+        (
+            Method::POST,
+            "/orgs/{b}/knowledge-bases",
+            Some(json!({"title": "Planted", "text": "Injected content."})),
+        ),
+        (Method::GET, "/orgs/{b}/knowledge-bases/{b_kb}", None),
+        (
+            Method::PUT,
+            "/orgs/{b}/knowledge-bases/{b_kb}",
+            Some(json!({"title": "Replaced", "text": "Replaced content."})),
+        ),
+        (Method::DELETE, "/orgs/{b}/knowledge-bases/{b_kb}", None),
+        (Method::POST, "/orgs/{b}/knowledge-bases/{b_kb}/retry", None),
+        (Method::GET, "/orgs/{a}/knowledge-bases/{b_kb}", None),
+        (
+            Method::PUT,
+            "/orgs/{a}/knowledge-bases/{b_kb}",
+            Some(json!({"title": "Replaced", "text": "Replaced content."})),
+        ),
+        (Method::DELETE, "/orgs/{a}/knowledge-bases/{b_kb}", None),
+        (Method::POST, "/orgs/{a}/knowledge-bases/{b_kb}/retry", None),
     ]
 }
 
@@ -104,6 +126,7 @@ struct OrgB {
     owner: Account,
     staff: Account,
     invitation_id: String,
+    kb_id: String,
 }
 
 async fn org_b(app: &TestApp) -> OrgB {
@@ -126,12 +149,22 @@ async fn org_b(app: &TestApp) -> OrgB {
             201,
         )
         .await;
+    let kb = app
+        .ok(
+            Method::POST,
+            &format!("/orgs/{}/knowledge-bases", owner.org_id),
+            &owner.access,
+            Some(json!({"title": "B's notes", "text": "Only for organisation B."})),
+            201,
+        )
+        .await;
     OrgB {
         content_id,
         pack_id: pack["id"].as_str().unwrap().to_string(),
         owner,
         staff,
         invitation_id: invitation["id"].as_str().unwrap().to_string(),
+        kb_id: kb["id"].as_str().unwrap().to_string(),
     }
 }
 
@@ -141,6 +174,7 @@ fn fill(template: &str, a: &Account, b: &OrgB) -> String {
         .replace("{b_invitation}", &b.invitation_id)
         .replace("{b_content}", &b.content_id)
         .replace("{b_pack}", &b.pack_id)
+        .replace("{b_kb}", &b.kb_id)
         .replace("{b}", &b.owner.org_id)
         .replace("{a}", &a.org_id)
 }
@@ -237,6 +271,17 @@ async fn other_tenants_resources_are_not_found_on_every_route() {
         )
         .await;
     assert_eq!(keys["keys"], json!([]));
+    let kb = app
+        .ok(
+            Method::GET,
+            &format!("/orgs/{}/knowledge-bases/{}", b.owner.org_id, b.kb_id),
+            &b.owner.access,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(kb["title"], "B's notes");
+    assert_eq!(kb["version"], 1);
 }
 
 #[tokio::test]
