@@ -37,13 +37,24 @@ fn chrono_ms() -> i64 {
 }
 
 async fn paid_app() -> (TestApp, StripeMock) {
+    paid_app_speaking(None).await
+}
+
+/// A server wired to the Stripe mock; with `speech`, audio is synthesised by that speech server.
+async fn paid_app_speaking(speech: Option<String>) -> (TestApp, StripeMock) {
     let mock = stripe_mock::spawn().await;
     let base = mock.base_url.clone();
     let app = spawn_app_with(|s| {
         s.stripe.api_base = base;
         s.stripe.secret_key = Some(stripe_mock::SECRET_KEY.into());
         s.stripe.webhook_secret = Some(stripe_mock::WEBHOOK_SECRET.into());
-        s.media.tts_enabled = false;
+        match speech {
+            Some(url) => {
+                s.media.tts_base_url = Some(url);
+                s.media.audio_poll = std::time::Duration::from_millis(50);
+            }
+            None => s.media.tts_enabled = false,
+        }
     })
     .await;
     (app, mock)
@@ -357,7 +368,9 @@ async fn speech_server() -> String {
     let app = axum::Router::new().route(
         "/v1/audio/speech",
         post(|axum::Json(body): axum::Json<Value>| async move {
-            assert!(body["input"].as_str().unwrap().contains("Breathe"));
+            assert!(body["input"]
+                .as_str()
+                .is_some_and(|text| !text.trim().is_empty()));
             (
                 [("content-type", "audio/mpeg")],
                 b"ID3fake-mp3-bytes".to_vec(),
@@ -1446,7 +1459,8 @@ async fn subscriptions_follow_webhooks_in_order_and_change_through_stripe() {
 
 #[tokio::test]
 async fn end_to_end_from_sign_up_to_a_bought_pack() {
-    let (app, _mock) = paid_app().await;
+    let speech = speech_server().await;
+    let (app, _mock) = paid_app_speaking(Some(speech)).await;
     let creator_org = shop(&app, "one_time", 1500).await;
     // Sign up (a member of the organisation) → free credits.
     let key = app.api_key(&creator_org.owner, "publishable").await;
@@ -1465,7 +1479,7 @@ async fn end_to_end_from_sign_up_to_a_bought_pack() {
         .as_str()
         .unwrap()
         .to_string();
-    // Audio: this app has speech turned off, so it is reported unavailable (never silently missing).
+    // Audio: synthesised by a job after the text, served through a pre-signed URL.
     let mut item = Value::Null;
     for _ in 0..100 {
         item = app
@@ -1482,8 +1496,11 @@ async fn end_to_end_from_sign_up_to_a_bought_pack() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(item["audio_status"], "unavailable", "{item}");
-    assert!(item["audio_url"].is_null());
+    assert_eq!(item["audio_status"], "ready", "{item}");
+    let audio_url = item["audio_url"].as_str().unwrap();
+    let audio = app.client.get(audio_url).send().await.unwrap();
+    assert_eq!(audio.status(), 200);
+    assert!(!audio.bytes().await.unwrap().is_empty());
     let balance = app
         .ok(Method::GET, "/credits/balance", &me.access, None, 200)
         .await;
