@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Role;
 use crate::error::{ApiError, FieldError};
-use crate::http::authn::Authenticated;
+use crate::http::authn::OrgAuthenticated;
 use crate::http::json::Json;
 use crate::http::pagination::{Cursor, Page, PageParams};
 use crate::state::AppState;
@@ -108,7 +108,7 @@ fn instant(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> Op
 )]
 async fn list_audit_logs(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Query(params): Query<AuditParams>,
 ) -> Result<Json<Page<AuditLogEntry>>, ApiError> {
     // The organisation is decided by who asks: an owner cannot widen it, only the superuser can

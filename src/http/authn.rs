@@ -203,3 +203,34 @@ pub async fn require_allowed_origin(
         ))
     }
 }
+
+/// An organisation-scoped caller: an account (bearer token), or a server holding the organisation's
+/// secret key (`X-API-Key: sk_…`), which acts with owner scope inside that organisation only.
+#[derive(Debug, Clone)]
+pub struct OrgAuthenticated(pub Principal);
+
+impl FromRequestParts<AppState> for OrgAuthenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if bearer(&parts.headers).is_none() {
+            if let Some(raw) = api_key_header(&parts.headers) {
+                if KeyKind::of(raw) != Some(KeyKind::Secret) {
+                    return Err(ApiError::unauthorized(
+                        "organisation routes take an access token or the secret key (sk_…)",
+                    ));
+                }
+                let key = authenticate_api_key(state, raw).await?;
+                return Ok(Self(Principal {
+                    user_id: format!("api_key:{}", key.id),
+                    org_id: Some(key.org_id),
+                    role: Role::Owner,
+                    session_id: String::new(),
+                    verified: true,
+                }));
+            }
+        }
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        Ok(Self(principal))
+    }
+}

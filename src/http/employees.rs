@@ -13,7 +13,7 @@ use crate::auth::{mask_email, password, secrets, Principal};
 use crate::error::{ApiError, FieldError};
 use crate::http::access::{EMPLOYEES, OWNERS};
 use crate::http::auth::{bounded_text, issue_tokens, normalise_email, TokenResponse};
-use crate::http::authn::Authenticated;
+use crate::http::authn::OrgAuthenticated;
 use crate::http::json::Json;
 use crate::http::pagination::{Cursor, Page, PageParams};
 use crate::state::AppState;
@@ -334,7 +334,7 @@ async fn load_org(state: &AppState, id: &str) -> Result<OrgRow, ApiError> {
 )]
 async fn create_invitation(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path(id): Path<String>,
     Json(body): Json<InvitationRequest>,
 ) -> Result<(StatusCode, Json<InvitationResponse>), ApiError> {
@@ -364,7 +364,7 @@ async fn create_invitation(
 )]
 async fn list_invitations(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path(id): Path<String>,
     Query(params): Query<InvitationListParams>,
 ) -> Result<Json<Page<InvitationResponse>>, ApiError> {
@@ -411,7 +411,7 @@ async fn list_invitations(
 )]
 async fn cancel_invitation(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path((id, invitation_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     principal.require_org_role(&id, OWNERS)?;
@@ -466,7 +466,7 @@ async fn cancel_invitation(
 )]
 async fn resend_invitation(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path((id, invitation_id)): Path<(String, String)>,
 ) -> Result<Json<InvitationResponse>, ApiError> {
     principal.require_org_role(&id, OWNERS)?;
@@ -643,7 +643,7 @@ async fn accept_invitation(
 )]
 async fn list_employees(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path(id): Path<String>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<Page<EmployeeResponse>>, ApiError> {
@@ -682,7 +682,7 @@ async fn list_employees(
 )]
 async fn get_employee(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path((id, employee_id)): Path<(String, String)>,
 ) -> Result<Json<EmployeeResponse>, ApiError> {
     principal.require_org_role(&id, EMPLOYEES)?;
@@ -718,7 +718,7 @@ async fn get_employee(
 )]
 async fn update_employee(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path((id, employee_id)): Path<(String, String)>,
     Json(body): Json<RoleChangeRequest>,
 ) -> Result<Json<EmployeeResponse>, ApiError> {
@@ -776,7 +776,7 @@ async fn update_employee(
 )]
 async fn remove_employee(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path((id, employee_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     principal.require_org_role(&id, OWNERS)?;

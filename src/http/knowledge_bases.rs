@@ -12,7 +12,7 @@ use crate::auth::Principal;
 use crate::config::Settings;
 use crate::error::{ApiError, FieldError};
 use crate::http::access::{EMPLOYEES, OWNERS};
-use crate::http::authn::Authenticated;
+use crate::http::authn::OrgAuthenticated;
 use crate::http::json::Json;
 use crate::http::pagination::{Cursor, Page, PageParams};
 use crate::knowledge::document_kind_name;
@@ -339,7 +339,7 @@ fn authorise(
 )]
 async fn create_kb(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<(StatusCode, Json<KnowledgeBase>), ApiError> {
@@ -382,7 +382,7 @@ async fn create_kb(
 )]
 async fn list_kbs(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path(id): Path<String>,
     Query(params): Query<KbListParams>,
 ) -> Result<Json<Page<KnowledgeBase>>, ApiError> {
@@ -441,7 +441,7 @@ async fn load_kb(state: &AppState, org_id: &str, kb_id: &str) -> Result<KbRow, A
 )]
 async fn get_kb(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path((id, kb_id)): Path<(String, String)>,
 ) -> Result<Json<KnowledgeBase>, ApiError> {
     authorise(&principal, &id, EMPLOYEES)?;
@@ -477,7 +477,7 @@ async fn get_kb(
 )]
 async fn replace_kb(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path((id, kb_id)): Path<(String, String)>,
     request: Request,
 ) -> Result<Json<KnowledgeBase>, ApiError> {
@@ -523,7 +523,7 @@ async fn replace_kb(
 )]
 async fn delete_kb(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path((id, kb_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     principal.require_org(&id)?;
@@ -563,7 +563,7 @@ async fn delete_kb(
 )]
 async fn retry_kb(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path((id, kb_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<KnowledgeBase>), ApiError> {
     authorise(&principal, &id, EMPLOYEES)?;

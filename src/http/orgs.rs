@@ -15,7 +15,7 @@ use crate::bot_config::BotConfig;
 use crate::error::{ApiError, FieldError};
 use crate::http::access::{EMPLOYEES, OWNERS};
 use crate::http::auth::{bounded_text, normalise_email};
-use crate::http::authn::{Authenticated, KeyKind};
+use crate::http::authn::{KeyKind, OrgAuthenticated};
 use crate::http::employees::{invite, InvitationResponse};
 use crate::http::json::Json;
 use crate::http::pagination::{Cursor, Page, PageParams};
@@ -207,7 +207,7 @@ fn org_fields(
 )]
 async fn list_orgs(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Query(params): Query<OrgListParams>,
 ) -> Result<Json<Page<OrgResponse>>, ApiError> {
     principal.require_superuser()?;
@@ -245,7 +245,7 @@ async fn list_orgs(
 )]
 async fn create_org(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Json(body): Json<CreateOrgRequest>,
 ) -> Result<(StatusCode, Json<CreatedOrg>), ApiError> {
     principal.require_superuser()?;
@@ -319,7 +319,7 @@ async fn create_org(
 )]
 async fn get_org(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path(id): Path<String>,
 ) -> Result<Json<OrgResponse>, ApiError> {
     principal.require_org_role(&id, EMPLOYEES)?;
@@ -346,7 +346,7 @@ async fn get_org(
 )]
 async fn update_org(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path(id): Path<String>,
     Json(body): Json<UpdateOrgRequest>,
 ) -> Result<Json<OrgResponse>, ApiError> {
@@ -410,7 +410,7 @@ async fn update_org(
 )]
 async fn set_org_status(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path(id): Path<String>,
     Json(body): Json<OrgStatusRequest>,
 ) -> Result<Json<OrgResponse>, ApiError> {
@@ -458,7 +458,7 @@ async fn set_org_status(
 )]
 async fn get_config(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path(id): Path<String>,
 ) -> Result<Json<BotConfig>, ApiError> {
     principal.require_org_role(&id, EMPLOYEES)?;
@@ -486,7 +486,7 @@ async fn get_config(
 )]
 async fn put_config(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path(id): Path<String>,
     Json(body): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Json<BotConfig>, ApiError> {
@@ -643,7 +643,7 @@ pub fn generate_key(kind: KeyKind) -> String {
 )]
 async fn list_credentials(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path(id): Path<String>,
 ) -> Result<Json<CredentialList>, ApiError> {
     principal.require_org_role(&id, OWNERS)?;
@@ -677,7 +677,7 @@ async fn list_credentials(
 )]
 async fn rotate_credential(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    OrgAuthenticated(principal): OrgAuthenticated,
     Path(id): Path<String>,
     Json(body): Json<RotateRequest>,
 ) -> Result<(StatusCode, Json<NewApiKey>), ApiError> {

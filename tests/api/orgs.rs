@@ -387,3 +387,51 @@ async fn publishable_keys_are_locked_to_the_allowed_origins() {
     // Apps and servers send no Origin.
     assert_eq!(signup(None).await.unwrap().status(), 201);
 }
+
+#[tokio::test]
+async fn the_secret_key_acts_for_its_organisation_only() {
+    let app = spawn_app().await;
+    let owner = app.owner().await;
+    let other = app.owner().await;
+    let secret = app.api_key(&owner, "secret").await;
+    let publishable = app.api_key(&owner, "publishable").await;
+    let get = |path: String, key: &str| {
+        app.client
+            .get(app.api(&path))
+            .header("x-api-key", key)
+            .send()
+    };
+    // Server-to-server: full organisation scope with the secret key...
+    let org = get(format!("/orgs/{}", owner.org_id), &secret)
+        .await
+        .unwrap();
+    assert_eq!(org.status(), 200);
+    let kbs = get(format!("/orgs/{}/knowledge-bases", owner.org_id), &secret)
+        .await
+        .unwrap();
+    assert_eq!(kbs.status(), 200);
+    // ...never another organisation's, and never an account's own routes.
+    assert_problem(
+        get(format!("/orgs/{}", other.org_id), &secret)
+            .await
+            .unwrap(),
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_problem(
+        get("/auth/me".into(), &secret).await.unwrap(),
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    // The publishable key is for the widget and sign-up, not for organisation routes.
+    assert_problem(
+        get(format!("/orgs/{}", owner.org_id), &publishable)
+            .await
+            .unwrap(),
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+}
