@@ -189,6 +189,9 @@ impl SessionActor {
         let idle_evict = self.hub.settings().idle_evict;
         let draining = self.hub.inner.draining.clone();
         let mut live: Option<(u64, TokenStream)> = None;
+        let renew_every = std::time::Duration::from_millis((super::LEASE_MS / 3) as u64);
+        let mut renew =
+            tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
         loop {
             let idle = self.subscribers.is_empty() && self.turn.is_none() && !self.generating();
             tokio::select! {
@@ -225,6 +228,17 @@ impl SessionActor {
                     }
                 },
                 () = tokio::time::sleep(idle_evict), if idle => break,
+                _ = renew.tick() => {
+                    let until = crate::storage::now_ms() + super::LEASE_MS;
+                    let node = self.hub.inner.node_id.clone();
+                    if let Ok(false) = self.hub.db().acquire_session_lease(&self.id, &node, until).await {
+                        tracing::warn!(session_id = %self.id, "session lease lost to another node; stopping here");
+                        for subscriber in &self.subscribers {
+                            subscriber.kicked.cancel();
+                        }
+                        break;
+                    }
+                }
                 () = draining.cancelled() => {
                     if let Some(turn) = &self.turn {
                         turn.cancel.cancel();
@@ -237,6 +251,10 @@ impl SessionActor {
         rx.close();
         self.hub.forget(&self.id, &self.me);
         Box::pin(self.checkpoint()).await;
+        // Frames must be stored before another node may number new ones.
+        self.hub.flush_frames().await;
+        let node = self.hub.inner.node_id.clone();
+        let _ = self.hub.db().release_session_lease(&self.id, &node).await;
     }
 
     fn generating(&self) -> bool {

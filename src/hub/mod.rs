@@ -31,6 +31,9 @@ use actor::{Command, SessionActor};
 use frame_log::FrameLog;
 use frames::ErrorCode;
 
+/// How long a session lease lasts; the actor renews it at a third of that.
+pub const LEASE_MS: i64 = 30_000;
+
 /// Limits and timings of the hub (documented in `protocol/README.md`).
 #[derive(Debug, Clone)]
 pub struct HubSettings {
@@ -136,6 +139,8 @@ pub(crate) struct HubInner {
     pub tasks: TaskTracker,
     pub schema: validate::ClientSchema,
     next_connection: AtomicU64,
+    /// This process's identity in session leases.
+    pub node_id: String,
     /// Generation jobs running in this process, to stop them on cancel.
     pub running_jobs: DashMap<String, CancellationToken>,
 }
@@ -168,6 +173,7 @@ impl Hub {
                 tasks,
                 schema: validate::ClientSchema::load()?,
                 next_connection: AtomicU64::new(1),
+                node_id: uuid::Uuid::new_v4().to_string(),
                 running_jobs: DashMap::new(),
             }),
         };
@@ -241,6 +247,19 @@ impl Hub {
             .session(session_id)
             .await?
             .ok_or_else(HubError::not_found)?;
+        // One node at a time runs a session: frames are numbered by exactly one actor.
+        let until = crate::storage::now_ms() + LEASE_MS;
+        if !self
+            .inner
+            .db
+            .acquire_session_lease(session_id, &self.inner.node_id, until)
+            .await?
+        {
+            return Err(HubError::new(
+                ErrorCode::Busy,
+                "this session is live on another server; retry in a few seconds",
+            ));
+        }
         let highest = self.inner.db.highest_frame(session_id).await?;
         let (tx, rx) = mpsc::channel(64);
         let entry = self.inner.registry.entry(session_id.to_string());

@@ -192,3 +192,38 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 }
+
+impl Db {
+    /// Takes or renews the right to run a session's actor on `node` until `until` (ms). Fails while
+    /// another node holds an unexpired lease.
+    pub async fn acquire_session_lease(
+        &self,
+        id: &str,
+        node: &str,
+        until: i64,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE conversation_sessions SET lease_node = $2, lease_until = $3 \
+             WHERE id = $1 AND (lease_node IS NULL OR lease_node = $2 OR lease_until < $4)",
+        )
+        .bind(id)
+        .bind(node)
+        .bind(until)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn release_session_lease(&self, id: &str, node: &str) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE conversation_sessions SET lease_node = NULL, lease_until = 0 \
+             WHERE id = $1 AND lease_node = $2",
+        )
+        .bind(id)
+        .bind(node)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+}

@@ -99,6 +99,12 @@ impl TestApp {
         self.restart_with(|_| {}).await
     }
 
+    /// A second server (another node) on the same database.
+    pub async fn second_node(&self, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        start(dir, self.database_url.clone(), Box::new(configure)).await
+    }
+
     /// Like `restart`, with the new server's settings adjusted first.
     pub async fn restart_with(mut self, configure: impl FnOnce(&mut Settings)) -> TestApp {
         self.stop().await.expect("clean stop");

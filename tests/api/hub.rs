@@ -517,3 +517,53 @@ async fn frame_floods_are_refused_then_closed() {
     assert_eq!(client.recv().await["code"], "rate_limited");
     assert_eq!(client.recv().await["code"], 1008);
 }
+
+#[tokio::test]
+async fn a_session_runs_on_one_node_at_a_time_and_moves_when_released() {
+    let node_a = crate::helpers::spawn_app_with(|s| {
+        s.hub.idle_evict = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let node_b = node_a.second_node(|_| {}).await;
+    let owner = node_a.owner().await;
+    let mut on_a = Client::bearer(&node_a, &owner.access).await;
+    on_a.send(json!({"type": "session.start", "content_type": "ritual", "intent": "sleep"}))
+        .await;
+    let session_id = on_a.recv().await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    on_a.until("message.done").await;
+    on_a.say("at night", "n1").await;
+    let seen = on_a.last_seq;
+
+    // While node A runs the session, node B refuses to run it too.
+    let mut on_b = Client::bearer(&node_b, &owner.access).await;
+    on_b.send(json!({"type": "session.resume", "session_id": session_id, "last_seq": 0}))
+        .await;
+    assert_eq!(on_b.recv().await["code"], "busy");
+
+    // Once the client leaves A and A lets the session go, B takes it over with every frame.
+    drop(on_a);
+    let mut attached = serde_json::Value::Null;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut probe = Client::bearer(&node_b, &owner.access).await;
+        probe
+            .send(json!({"type": "session.resume", "session_id": session_id, "last_seq": 0}))
+            .await;
+        let frame = probe.recv().await;
+        if frame["type"] == "session.attached" {
+            attached = frame;
+            on_b = probe;
+            break;
+        }
+    }
+    assert_eq!(attached["resumed"], true, "node B took the session over");
+    assert_eq!(attached["last_seq"], seen);
+    while on_b.last_seq < seen {
+        on_b.recv().await;
+    }
+    let frames = on_b.say("15 minutes, deep", "n2").await;
+    assert_eq!(last_state(&frames).as_deref(), Some("Confirmation"));
+}
