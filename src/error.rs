@@ -115,6 +115,15 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", detail)
     }
 
+    /// A suspended organisation's keys and tokens stop working at once.
+    pub fn org_suspended() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "ORG_SUSPENDED",
+            "this organisation is suspended",
+        )
+    }
+
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, detail)
     }

@@ -156,6 +156,21 @@ pub fn bounded_text(
     }
 }
 
+/// Refuses accounts of a suspended organisation.
+async fn ensure_org_not_suspended(state: &AppState, user: &UserRow) -> Result<(), ApiError> {
+    if let Some(org_id) = &user.org_id {
+        if state
+            .db
+            .org(org_id)
+            .await?
+            .is_some_and(|o| o.status == "suspended")
+        {
+            return Err(ApiError::org_suspended());
+        }
+    }
+    Ok(())
+}
+
 /// Issues an access token and opens a login session with its first refresh token.
 pub async fn issue_tokens(state: &AppState, user: &UserRow) -> Result<TokenResponse, ApiError> {
     let refresh_token = secrets::generate();
@@ -462,20 +477,7 @@ async fn login(
             .await?;
         return Err(failed());
     }
-    if let Some(org_id) = &user.org_id {
-        if state
-            .db
-            .org(org_id)
-            .await?
-            .is_some_and(|o| o.status == "suspended")
-        {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "ORG_SUSPENDED",
-                "this organisation is suspended",
-            ));
-        }
-    }
+    ensure_org_not_suspended(&state, &user).await?;
     state.db.record_successful_login(&user.id).await?;
     state
         .db
@@ -560,20 +562,7 @@ async fn refresh(
     if user.status == "disabled" {
         return Err(ApiError::unauthorized("this account is disabled"));
     }
-    if let Some(org_id) = &user.org_id {
-        if state
-            .db
-            .org(org_id)
-            .await?
-            .is_some_and(|o| o.status == "suspended")
-        {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "ORG_SUSPENDED",
-                "this organisation is suspended",
-            ));
-        }
-    }
+    ensure_org_not_suspended(&state, &user).await?;
     let role = Role::parse(&user.role)
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown role in storage")))?;
     let access_token = state

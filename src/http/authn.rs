@@ -64,11 +64,7 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Princip
         return Err(ApiError::unauthorized("this account is disabled"));
     }
     if check.org_status.as_deref() == Some("suspended") {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "ORG_SUSPENDED",
-            "this organisation is suspended",
-        ));
+        return Err(ApiError::org_suspended());
     }
     let role = Role::parse(&check.role)
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown role in storage")))?;
@@ -159,11 +155,7 @@ pub async fn authenticate_api_key(state: &AppState, raw: &str) -> Result<ApiKeyR
         .ok_or_else(invalid)?;
     let org = state.db.org(&key.org_id).await?.ok_or_else(invalid)?;
     if org.status == "suspended" {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "ORG_SUSPENDED",
-            "this organisation is suspended",
-        ));
+        return Err(ApiError::org_suspended());
     }
     state.rate_limits.enforce_recorded("api_key", &key.id)?;
     state.rate_limits.enforce_recorded("org", &key.org_id)?;

@@ -585,11 +585,7 @@ async fn accept_invitation(
         return Err(ApiError::validation(errors));
     }
     if org.status == "suspended" {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "ORG_SUSPENDED",
-            "this organisation is suspended",
-        ));
+        return Err(ApiError::org_suspended());
     }
     let hash = password::hash_blocking(body.password).await?;
     let (user, invitation) = match state
