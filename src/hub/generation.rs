@@ -74,6 +74,19 @@ async fn notify(hub: &Hub, session_id: &str, job_id: &str, event: GenerationEven
     }
 }
 
+/// Records a final failure (no credit spent) and tells the session.
+async fn fail(hub: &Hub, session_id: &str, job_id: &str, code: &str, message: String) {
+    let _ = hub
+        .db()
+        .finish_job(job_id, "failed", None, Some(&message))
+        .await;
+    let event = GenerationEvent::Failed {
+        code: code.to_string(),
+        message,
+    };
+    notify(hub, session_id, job_id, event).await;
+}
+
 async fn run(hub: &Hub, job_id: &str, cancel: CancellationToken) {
     let db = hub.db().clone();
     let job = match db.claim_job(job_id).await {
@@ -113,16 +126,12 @@ async fn run(hub: &Hub, job_id: &str, cancel: CancellationToken) {
                 let _ = db.retry_job_later(job_id, &error.to_string(), delay).await;
                 return;
             }
-            let message = error.to_string();
-            let _ = db.finish_job(job_id, "failed", None, Some(&message)).await;
-            notify(
+            fail(
                 hub,
                 &job.session_id,
                 job_id,
-                GenerationEvent::Failed {
-                    code: error.code().to_string(),
-                    message,
-                },
+                error.code(),
+                error.to_string(),
             )
             .await;
             return;
@@ -155,16 +164,13 @@ async fn run(hub: &Hub, job_id: &str, cancel: CancellationToken) {
             .await;
         }
         Ok(Saved::NoCredit) => {
-            let message = "no credit left to pay for this";
-            let _ = db.finish_job(job_id, "failed", None, Some(message)).await;
-            notify(
+            let message = "no credit left to pay for this".to_string();
+            fail(
                 hub,
                 &job.session_id,
                 job_id,
-                GenerationEvent::Failed {
-                    code: "insufficient_credits".into(),
-                    message: message.into(),
-                },
+                "insufficient_credits",
+                message,
             )
             .await;
         }
