@@ -410,6 +410,22 @@ pub struct ServeArgs {
     /// Credits granted to every new account.
     #[arg(long, env = "RAPPORT_FREE_CREDITS", default_value_t = 3, global = true)]
     pub free_credits: i64,
+    /// Seconds a chat-widget session token stays valid without use.
+    #[arg(
+        long,
+        env = "RAPPORT_CHAT_TOKEN_TTL_SECS",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub chat_token_ttl_secs: u64,
+    /// Longest chat-widget visitor message, in characters (at most 4000).
+    #[arg(
+        long,
+        env = "RAPPORT_CHAT_MAX_MESSAGE_CHARS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub chat_max_message_chars: usize,
     /// OpenAI-compatible embeddings API base (e.g. `http://127.0.0.1:8000/v1`); unset uses the
     /// built-in offline embedder.
     #[arg(long, env = "RAPPORT_EMBED_BASE_URL", global = true)]
@@ -522,6 +538,9 @@ impl ServeArgs {
         {
             bail!("RAPPORT_JWT_SECRET must be at least 32 bytes");
         }
+        if !(1..=4000).contains(&self.chat_max_message_chars) {
+            bail!("RAPPORT_CHAT_MAX_MESSAGE_CHARS must be between 1 and 4000");
+        }
         if self.max_body_bytes == 0 {
             bail!("RAPPORT_MAX_BODY_BYTES must be positive");
         }
@@ -571,6 +590,8 @@ impl ServeArgs {
             hub: crate::hub::HubSettings {
                 free_credits: self.free_credits.max(0),
                 model_slot_extraction: self.llm_slot_extraction == SlotExtraction::Model,
+                chat_token_ttl: Duration::from_secs(self.chat_token_ttl_secs.max(1)),
+                chat_max_message_chars: self.chat_max_message_chars,
                 ..Default::default()
             },
             media: MediaSettings {

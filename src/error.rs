@@ -192,6 +192,10 @@ impl ApiError {
         self.code
     }
 
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     pub fn to_problem(&self, trace_id: String) -> Problem {
         Problem {
             kind: format!(

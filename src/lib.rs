@@ -6,6 +6,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bot_config;
+pub mod chat;
 pub mod commerce;
 pub mod config;
 pub mod conversation;

@@ -26,6 +26,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub hub: Hub,
     pub knowledge: crate::knowledge::Knowledge,
+    /// Grounded answers for chat sessions and the internal API.
+    pub responder: Arc<crate::chat::Responder>,
     pub rate_limits: Arc<RateLimits>,
     /// The serialised OpenAPI document, built once at start-up.
     pub openapi_json: Arc<Bytes>,
@@ -48,13 +50,6 @@ impl AppState {
             .map(|s| s.expose_secret().to_string())
             .collect();
         let tasks = TaskTracker::new();
-        let hub = Hub::new(
-            db.clone(),
-            settings.hub.clone(),
-            settings.llm.provider()?,
-            tasks.clone(),
-        )?;
-        let commerce = Arc::new(crate::commerce::Commerce::new(&settings, &current)?);
         let shutdown = CancellationToken::new();
         let knowledge = crate::knowledge::Knowledge::new(
             db.clone(),
@@ -62,10 +57,25 @@ impl AppState {
             tasks.clone(),
             shutdown.clone(),
         )?;
+        let llm = settings.llm.provider()?;
+        let responder = Arc::new(crate::chat::Responder::new(
+            db.clone(),
+            knowledge.clone(),
+            llm.clone(),
+        ));
+        let hub = Hub::new(
+            db.clone(),
+            settings.hub.clone(),
+            llm,
+            responder.clone(),
+            tasks.clone(),
+        )?;
+        let commerce = Arc::new(crate::commerce::Commerce::new(&settings, &current)?);
         Ok(Self {
             commerce,
             hub,
             knowledge,
+            responder,
             keys: Arc::new(KeyRing::new(&current, &previous)),
             rate_limits: Arc::new(RateLimits::new(&settings.rate_limits)),
             settings,

@@ -175,17 +175,29 @@ pub async fn require_allowed_origin(
     key: &ApiKeyRow,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("invalid"));
+    require_allowed_origin_of(state, key, origin).await
+}
+
+/// [`require_allowed_origin`] for an `Origin` already read (e.g. from a WebSocket upgrade).
+pub async fn require_allowed_origin_of(
+    state: &AppState,
+    key: &ApiKeyRow,
+    origin: Option<&str>,
+) -> Result<(), ApiError> {
     if key.kind != KeyKind::Publishable.as_str() {
         return Ok(());
     }
-    let Some(origin) = headers.get(header::ORIGIN) else {
+    let Some(origin) = origin else {
         return Ok(());
     };
     let config = match state.db.org(&key.org_id).await? {
         Some(org) => crate::bot_config::BotConfig::from_stored(&org.bot_config),
         None => return Err(ApiError::unauthorized("invalid or expired API key")),
     };
-    if origin.to_str().is_ok_and(|o| config.allows_origin(o)) {
+    if config.allows_origin(origin) {
         Ok(())
     } else {
         Err(ApiError::new(

@@ -1,12 +1,8 @@
 //! `/conversation`: the REST mirror of the hub. The same session can be driven from here and from
 //! a WebSocket at once; both go through the session's actor.
 
-use std::convert::Infallible;
-use std::time::Duration;
-
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -16,10 +12,11 @@ use utoipa_axum::routes;
 use crate::auth::Principal;
 use crate::conversation::ContentType;
 use crate::error::{ApiError, FieldError};
+use crate::http::answers::{next_answer, submit, valid_client_message_id, Delivery};
 use crate::http::authn::Authenticated;
 use crate::http::json::Json;
 use crate::hub::frames::ErrorCode;
-use crate::hub::{Follower, HubError, Owner};
+use crate::hub::{HubError, Owner};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -34,6 +31,8 @@ impl From<HubError> for ApiError {
     fn from(error: HubError) -> Self {
         let (status, code) = match error.code {
             ErrorCode::SessionNotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ErrorCode::SessionClosed => (StatusCode::CONFLICT, "SESSION_CLOSED"),
+            ErrorCode::SchemaViolation => (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED"),
             ErrorCode::InvalidState => (StatusCode::CONFLICT, "INVALID_STATE"),
             ErrorCode::Busy => (StatusCode::CONFLICT, "BUSY"),
             ErrorCode::InsufficientCredits => {
@@ -161,61 +160,6 @@ async fn start(
     ))
 }
 
-struct Answer {
-    message_id: String,
-    content: String,
-}
-
-/// Reads frames until the assistant message answering `in_reply_to` (or the next one) is done.
-async fn next_answer(
-    follower: &mut Follower,
-    in_reply_to: Option<&str>,
-) -> Result<Answer, ApiError> {
-    let mut message_id: Option<String> = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let frame = tokio::time::timeout_at(deadline, follower.frames.recv())
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "UPSTREAM_TIMEOUT",
-                    "no answer in time",
-                )
-            })?
-            .ok_or_else(|| ApiError::unavailable("the session stopped; retry"))?;
-        let value: serde_json::Value = serde_json::from_str(&frame).unwrap_or_default();
-        match value["type"].as_str() {
-            Some("message.started") => {
-                let matches = in_reply_to.is_none_or(|id| value["in_reply_to"] == id);
-                if matches && message_id.is_none() {
-                    message_id = value["message_id"].as_str().map(str::to_owned);
-                }
-            }
-            Some("message.done")
-                if message_id.is_some()
-                    && value["message_id"].as_str() == message_id.as_deref() =>
-            {
-                return Ok(Answer {
-                    message_id: message_id.unwrap_or_default(),
-                    content: value["content"].as_str().unwrap_or_default().to_string(),
-                });
-            }
-            Some("error") => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "UPSTREAM_ERROR",
-                    value["message"]
-                        .as_str()
-                        .unwrap_or("the model failed")
-                        .to_string(),
-                ));
-            }
-            _ => {}
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageRequest {
@@ -235,13 +179,6 @@ pub struct MessageResponse {
     pub response: String,
     /// The slots gathered so far.
     pub context: serde_json::Value,
-}
-
-fn valid_client_message_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Send a message; answers with the reply, or streams it as server-sent events when
@@ -295,25 +232,19 @@ async fn message(
     let client_message_id = body
         .client_message_id
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let mut follower = state.hub.follow(&session_id, &owner).await?;
-    let duplicate = state
-        .hub
-        .message(&session_id, body.message, client_message_id.clone())
-        .await?;
-    if duplicate {
-        return Err(ApiError::conflict(
-            "DUPLICATE_MESSAGE",
-            "this client_message_id was already processed",
-        ));
-    }
-    let wants_stream = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"));
-    if wants_stream {
-        return Ok(stream_answer(follower, client_message_id).into_response());
-    }
-    let answer = next_answer(&mut follower, Some(&client_message_id)).await?;
+    let delivery = submit(
+        &state,
+        &owner,
+        &session_id,
+        body.message,
+        &client_message_id,
+        &headers,
+    )
+    .await?;
+    let answer = match delivery {
+        Delivery::Streamed(response) => return Ok(response),
+        Delivery::Awaited(answer) => answer,
+    };
     let snapshot = state.hub.snapshot(&session_id).await?;
     Ok(Json(MessageResponse {
         session_id,
@@ -323,68 +254,6 @@ async fn message(
         context: snapshot.context,
     })
     .into_response())
-}
-
-/// Relays the answer's frames as server-sent events until it is done.
-fn stream_answer(
-    mut follower: Follower,
-    client_message_id: String,
-) -> Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>>> {
-    let stream = async_stream(move |tx| async move {
-        let mut message_id: Option<String> = None;
-        while let Some(frame) = follower.frames.recv().await {
-            let value: serde_json::Value = serde_json::from_str(&frame).unwrap_or_default();
-            let kind = value["type"].as_str().unwrap_or_default().to_string();
-            match kind.as_str() {
-                "message.started" if value["in_reply_to"] == client_message_id.as_str() => {
-                    message_id = value["message_id"].as_str().map(str::to_owned);
-                    let _ = tx
-                        .send(SseEvent::default().event("started").data(&*frame))
-                        .await;
-                }
-                "token" if value["message_id"].as_str() == message_id.as_deref() => {
-                    let _ = tx
-                        .send(SseEvent::default().event("token").data(&*frame))
-                        .await;
-                }
-                "message.done"
-                    if value["message_id"].as_str() == message_id.as_deref()
-                        && message_id.is_some() =>
-                {
-                    let _ = tx
-                        .send(SseEvent::default().event("done").data(&*frame))
-                        .await;
-                    break;
-                }
-                "state" => {
-                    let _ = tx
-                        .send(SseEvent::default().event("state").data(&*frame))
-                        .await;
-                }
-                "error" => {
-                    let _ = tx
-                        .send(SseEvent::default().event("error").data(&*frame))
-                        .await;
-                    break;
-                }
-                _ => {}
-            }
-        }
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
-}
-
-/// A small channel-backed stream, so the producer can be plain async code.
-fn async_stream<F, Fut>(produce: F) -> impl futures::Stream<Item = Result<SseEvent, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<SseEvent>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(produce(tx));
-    futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|event| (Ok(event), rx))
-    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -14,12 +14,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::bot_config::{BotConfig, RagSettings};
+use crate::chat::answer::AnswerError;
 use crate::error::{ApiError, FieldError};
 use crate::http::authn::Authenticated;
 use crate::http::json::Json;
 use crate::http::knowledge_bases::KnowledgeBase;
 use crate::knowledge::{SearchHit, SearchMode};
-use crate::llm::{collect_completion, ChatMessage, ChatRequest, Passage, Purpose};
+use crate::llm::collect_completion;
 use crate::rag::context::BuiltContext;
 use crate::state::AppState;
 use crate::storage::knowledge::JobKind;
@@ -552,111 +553,45 @@ async fn generate(
 ) -> Result<Json<GenerateResponse>, ApiError> {
     validate_query("message", &body.message, 4000)?;
     let config = bot_config(&state, &body.org_id).await?;
-    let context = state
-        .knowledge
-        .retrieve(&body.org_id, &body.message, &config.rag)
-        .await
-        .map_err(knowledge_error)?;
-    let citations = ContextResponse::from(context.clone()).citations;
-    if context.is_empty() {
-        return Ok(Json(GenerateResponse {
-            reply: config.fallback_answer,
-            grounded: false,
-            citations,
-            provider: "fallback".into(),
-            model: "none".into(),
-        }));
-    }
-    let llm = state.hub.llm().clone();
-    let system = format!(
-        "{}\n\nYou are {}. Answer in the language `{}`. Use only the numbered passages below and \
-         cite them as [n]. If they do not answer the question, reply exactly: {}\n\n{}",
-        config.system_prompt, config.persona, config.language, config.fallback_answer, context.text
-    );
-    let passages = passage_bodies(&context.text, context.citations.len())
-        .into_iter()
-        .zip(&context.citations)
-        .map(|(text, citation)| Passage::new(Some(citation.title.clone()), text))
-        .collect();
-    let mut request = ChatRequest::new(
-        vec![
-            ChatMessage::system(system),
-            ChatMessage::user(&body.message),
-        ],
-        Purpose::Answer {
-            question: body.message.clone(),
-            context_found: true,
-            passages,
-        },
-    );
-    request.temperature = Some(config.temperature as f32);
-    if config.model != "default" {
-        request.model = Some(config.model.clone());
-    }
     let upstream = |e: crate::llm::LlmError| {
         ApiError::new(StatusCode::BAD_GATEWAY, "LLM_UNAVAILABLE", e.to_string())
     };
-    let stream = llm
-        .stream(request, CancellationToken::new())
+    let answer = state
+        .responder
+        .answer(
+            &config,
+            &body.org_id,
+            &body.message,
+            &[],
+            CancellationToken::new(),
+        )
         .await
-        .map_err(upstream)?;
-    let completion = collect_completion(stream).await.map_err(upstream)?;
+        .map_err(|error| match error {
+            AnswerError::Knowledge(e) => knowledge_error(e),
+            AnswerError::Storage(e) => ApiError::internal(e),
+            AnswerError::Llm(e) => upstream(e),
+        })?;
+    let grounded = answer.grounding.grounded;
+    let citations = ContextResponse::from(answer.context).citations;
+    let completion = collect_completion(answer.stream).await.map_err(upstream)?;
+    let llm = state.responder.llm();
+    let (provider, model) = if grounded {
+        (llm.id().to_string(), llm.model().to_string())
+    } else {
+        ("fallback".to_string(), "none".to_string())
+    };
     Ok(Json(GenerateResponse {
         reply: completion.text,
-        grounded: true,
+        grounded,
         citations,
-        provider: llm.id().to_string(),
-        model: llm.model().to_string(),
+        provider,
+        model,
     }))
-}
-
-/// The bodies of the `count` numbered passages of a built context (each `[n] title` header line
-/// dropped), for the offline provider, which quotes passages rather than reading a prompt.
-fn passage_bodies(text: &str, count: usize) -> Vec<String> {
-    let mut starts = Vec::with_capacity(count);
-    let mut from = 0;
-    for number in 1..=count {
-        let marker = format!("[{number}] ");
-        let found = if number == 1 && text.starts_with(&marker) {
-            Some(0)
-        } else {
-            text[from..]
-                .find(&format!("\n\n{marker}"))
-                .map(|i| from + i + 2)
-        };
-        let Some(start) = found else { break };
-        starts.push(start);
-        from = start + marker.len();
-    }
-    starts
-        .iter()
-        .enumerate()
-        .map(|(i, &start)| {
-            let end = starts.get(i + 1).map_or(text.len(), |&next| next - 2);
-            let passage = &text[start..end];
-            passage
-                .split_once('\n')
-                .map_or("", |(_, body)| body)
-                .trim()
-                .to_string()
-        })
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passage_bodies_follow_the_numbered_headers() {
-        let text =
-            "[1] Hours — Opening\nWe open at nine.\n\nClosed Sundays.\n\n[2] Prices\nTen euros.";
-        assert_eq!(
-            passage_bodies(text, 2),
-            vec!["We open at nine.\n\nClosed Sundays.", "Ten euros."]
-        );
-        assert!(passage_bodies("", 0).is_empty());
-    }
 
     #[test]
     fn secrets_compare_by_content() {

@@ -2,10 +2,12 @@
 
 pub mod access;
 pub mod analytics;
+pub mod answers;
 pub mod audit_logs;
 pub mod auth;
 pub mod authn;
 pub mod catalog;
+pub mod chat;
 pub mod content;
 pub mod conversation;
 pub mod credits;
@@ -17,6 +19,7 @@ pub mod knowledge_bases;
 pub mod media;
 pub mod object;
 pub mod openapi;
+pub mod org_analytics;
 pub mod orgs;
 pub mod pagination;
 pub mod passwords;
@@ -50,11 +53,13 @@ pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .merge(auth::router(state.clone()))
         .merge(passwords::router(state.clone()))
         .merge(orgs::router())
+        .merge(org_analytics::router())
         .merge(employees::router(state.clone()))
         .merge(users::router())
         .merge(audit_logs::router())
         .merge(analytics::router())
         .merge(conversation::router())
+        .merge(chat::router())
         .merge(content::router())
         .merge(media::router())
         .merge(credits::router())

@@ -10,6 +10,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::http::chat::visitor::{self, WidgetCredentials};
+use crate::http::rate_limit::ClientIp;
 use crate::hub::connection::{self, Authenticator, Credential, Identity, PROTOCOL};
 use crate::hub::frames::{ErrorCode, PrincipalInfo};
 use crate::hub::{HubError, Owner};
@@ -39,6 +41,7 @@ const SECRET_PARAMS: &[&str] = &[
 pub async fn upgrade(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    ip: ClientIp,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
@@ -79,8 +82,8 @@ pub async fn upgrade(
         state: state.clone(),
         origin: headers
             .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+            .map(|v| v.to_str().unwrap_or("invalid").to_owned()),
+        ip: ip.0,
     });
     let credentials: Vec<&String> = offered.iter().filter(|p| *p != PROTOCOL).collect();
     let credential = match credentials.as_slice() {
@@ -91,6 +94,14 @@ pub async fn upgrade(
             "offer at most one credential",
         )),
     };
+    // A browser cannot read why an upgrade failed, but a refused origin is final, so it is refused
+    // before the upgrade (HTTP 403) rather than retried forever.
+    if let Credential::Refused(error) = &credential {
+        if error.code == ErrorCode::Forbidden {
+            return ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", error.message.clone())
+                .into_response();
+        }
+    }
     let hub = state.hub.clone();
     ws.protocols([PROTOCOL])
         .read_buffer_size(512)
@@ -135,8 +146,9 @@ async fn header_credential(entry: &str, auth: &dyn Authenticator) -> Credential 
 
 struct StateAuthenticator {
     state: AppState,
-    #[allow(dead_code)]
+    /// The upgrade request's `Origin`, checked against a widget key's allowed origins.
     origin: Option<String>,
+    ip: String,
 }
 
 #[async_trait::async_trait]
@@ -162,14 +174,44 @@ impl Authenticator for StateAuthenticator {
         })
     }
 
-    async fn widget(&self, _api_key: &str, _session_token: &str) -> Result<Identity, HubError> {
-        Err(HubError::new(
-            ErrorCode::Unauthorized,
-            "widget credentials are not valid for this organisation",
-        ))
+    async fn widget(&self, api_key: &str, session_token: &str) -> Result<Identity, HubError> {
+        let credentials = WidgetCredentials {
+            api_key: Some(api_key),
+            session_token: Some(session_token),
+            origin: self.origin.as_deref(),
+        };
+        let visitor = visitor::authenticate(&self.state, &credentials, false)
+            .await
+            .map_err(|error| {
+                let code = if error.status() == StatusCode::FORBIDDEN {
+                    ErrorCode::Forbidden
+                } else {
+                    ErrorCode::Unauthorized
+                };
+                HubError::new(code, error.detail())
+            })?;
+        Ok(Identity {
+            info: PrincipalInfo {
+                kind: "visitor",
+                id: visitor.session_id.clone(),
+                org_id: visitor.org_id.clone(),
+            },
+            owner: Owner::Visitor {
+                session_id: visitor.session_id,
+                org_id: visitor.org_id,
+            },
+            account: None,
+        })
     }
 
-    fn throttle(&self, account: &str) -> Option<Duration> {
-        self.state.rate_limits.check("account", account).retry_after
+    fn throttle(&self, identity: &Identity) -> Option<Duration> {
+        let limits = &self.state.rate_limits;
+        match &identity.owner {
+            Owner::User { user_id, .. } => limits.check("account", user_id).retry_after,
+            Owner::Visitor { session_id, .. } => limits
+                .check("chat_session", session_id)
+                .retry_after
+                .or_else(|| limits.check("visitor_ip", &self.ip).retry_after),
+        }
     }
 }

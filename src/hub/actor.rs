@@ -8,6 +8,8 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+mod chat;
+
 use super::frames::{ConnectionFrame, ErrorCode, SessionFrame};
 use super::{Hub, HubError, Owner};
 use crate::conversation::{Conversation, Effect, Event, State};
@@ -86,10 +88,15 @@ pub enum Command {
         turn: u64,
         event: TurnEvent,
     },
-    /// The model's answer for `turn` is ready to be read.
+    /// The model's answer for `turn` is ready to be read (with its sources, in chat sessions).
     StreamOpened {
         turn: u64,
         stream: TokenStream,
+        grounding: Option<Box<crate::chat::Grounding>>,
+    },
+    /// Close a chat session; answered with when it was closed.
+    Close {
+        reply: oneshot::Sender<Result<i64, HubError>>,
     },
     Generation(Box<(String, GenerationEvent)>),
 }
@@ -130,6 +137,10 @@ struct Turn {
     message_id: Arc<str>,
     text: String,
     cancel: CancellationToken,
+    /// Chat answers: the sources, known once the answer is opened.
+    grounding: Option<crate::chat::Grounding>,
+    /// Chat answers: the visitor message answered.
+    answers: Option<Arc<str>>,
 }
 
 pub struct SessionActor {
@@ -145,6 +156,8 @@ pub struct SessionActor {
     turns: u64,
     /// Whether the session has spoken yet (its opening frames are sent on first attach).
     opened: bool,
+    /// A closed chat session takes no more messages.
+    closed: bool,
     me: mpsc::Sender<Command>,
 }
 
@@ -179,6 +192,7 @@ impl SessionActor {
             turn: None,
             turns: 0,
             opened: last_seq > 0,
+            closed: row.closed_at.is_some(),
             me,
         })
     }
@@ -196,8 +210,9 @@ impl SessionActor {
             let idle = self.subscribers.is_empty() && self.turn.is_none() && !self.generating();
             tokio::select! {
                 command = rx.recv() => match command {
-                    Some(Command::StreamOpened { turn, stream }) => {
-                        if self.turn.as_ref().is_some_and(|t| t.number == turn) {
+                    Some(Command::StreamOpened { turn, stream, grounding }) => {
+                        if let Some(current) = self.turn.as_mut().filter(|t| t.number == turn) {
+                            current.grounding = grounding.map(|g| *g);
                             live = Some((turn, stream));
                         }
                     }
@@ -303,6 +318,10 @@ impl SessionActor {
                 let (job_id, event) = *boxed;
                 self.generation_event(job_id, event).await
             }
+            Command::Close { reply } => {
+                let result = self.close().await;
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -397,6 +416,7 @@ impl SessionActor {
     /// The first words of a new session: its state and the greeting with the first question.
     async fn open(&mut self) {
         let Some(conversation) = &self.conversation else {
+            self.open_chat().await;
             return;
         };
         let content_type = conversation.content_type();
@@ -439,6 +459,11 @@ impl SessionActor {
                 ),
             ));
         }
+        if self.kind == "chat" {
+            if let Err(error) = self.accept_chat_message(&content) {
+                return Err((reply, error));
+            }
+        }
         if let Some(conversation) = &self.conversation {
             if conversation.is_terminal() || conversation.state() == State::Generating {
                 return Err((
@@ -460,8 +485,9 @@ impl SessionActor {
         }
         let _ = reply.send(Ok(false));
 
+        let message_id: Arc<str> = crate::storage::new_id().into();
         self.emit(SessionFrame::MessageDone {
-            message_id: crate::storage::new_id().into(),
+            message_id: message_id.clone(),
             role: "user",
             content: content.clone(),
             cancelled: false,
@@ -469,6 +495,11 @@ impl SessionActor {
             citations: None,
         })
         .await;
+        if self.kind == "chat" {
+            self.answer_chat(content, message_id, client_message_id)
+                .await;
+            return Ok(());
+        }
         let event = self.interpret(&content).await;
         if matches!(event, Some(Event::Confirm)) {
             // Saying yes at the summary is the same as `complete {confirm: true}`.
@@ -582,21 +613,7 @@ impl SessionActor {
         if text.is_empty() {
             return;
         }
-        self.turns += 1;
-        let message_id: Arc<str> = crate::storage::new_id().into();
-        let cancel = CancellationToken::new();
-        self.turn = Some(Turn {
-            number: self.turns,
-            message_id: message_id.clone(),
-            text: String::new(),
-            cancel: cancel.clone(),
-        });
-        self.emit(SessionFrame::MessageStarted {
-            message_id,
-            role: "assistant",
-            in_reply_to,
-        })
-        .await;
+        let cancel = self.begin_turn(in_reply_to, None).await;
         let request = ChatRequest::new(
             vec![
                 ChatMessage::system(
@@ -614,7 +631,11 @@ impl SessionActor {
         // stream is then polled by the actor itself, so each token costs no extra task hop.
         self.hub.inner.tasks.spawn(async move {
             let command = match llm.stream(request, cancel).await {
-                Ok(stream) => Command::StreamOpened { turn, stream },
+                Ok(stream) => Command::StreamOpened {
+                    turn,
+                    stream,
+                    grounding: None,
+                },
                 Err(error) => Command::Stream {
                     turn,
                     event: TurnEvent::Failed(Box::new(error)),
@@ -622,6 +643,32 @@ impl SessionActor {
             };
             let _ = me.send(command).await;
         });
+    }
+
+    /// Opens the next assistant answer (`message.started`); returns what cancels it.
+    async fn begin_turn(
+        &mut self,
+        in_reply_to: Option<String>,
+        answers: Option<Arc<str>>,
+    ) -> CancellationToken {
+        self.turns += 1;
+        let message_id: Arc<str> = crate::storage::new_id().into();
+        let cancel = CancellationToken::new();
+        self.turn = Some(Turn {
+            number: self.turns,
+            message_id: message_id.clone(),
+            text: String::new(),
+            cancel: cancel.clone(),
+            grounding: None,
+            answers,
+        });
+        self.emit(SessionFrame::MessageStarted {
+            message_id,
+            role: "assistant",
+            in_reply_to,
+        })
+        .await;
+        cancel
     }
 
     async fn stream_event(&mut self, number: u64, event: TurnEvent) {
@@ -646,15 +693,19 @@ impl SessionActor {
         let Some(turn) = self.turn.take() else {
             return;
         };
+        let citations = turn.grounding.as_ref().map(|g| g.citations.clone());
         self.emit(SessionFrame::MessageDone {
-            message_id: turn.message_id,
+            message_id: turn.message_id.clone(),
             role: "assistant",
-            content: turn.text,
+            content: turn.text.clone(),
             cancelled,
             client_message_id: None,
-            citations: None,
+            citations,
         })
         .await;
+        if self.kind == "chat" {
+            self.record_chat_answer(&turn).await;
+        }
         if let Some(error) = error {
             let code = if error.code() == "upstream_timeout" {
                 ErrorCode::UpstreamTimeout
@@ -918,7 +969,12 @@ impl SessionActor {
             let _ = self
                 .hub
                 .db()
-                .checkpoint_session(&self.id, "Open", "{}", self.last_seq)
+                .checkpoint_session(
+                    &self.id,
+                    if self.closed { "Closed" } else { "Open" },
+                    "{}",
+                    self.last_seq,
+                )
                 .await;
             return;
         };

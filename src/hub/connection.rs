@@ -37,8 +37,8 @@ pub struct Identity {
 pub trait Authenticator: Send + Sync + 'static {
     async fn bearer(&self, token: &str) -> Result<Identity, HubError>;
     async fn widget(&self, api_key: &str, session_token: &str) -> Result<Identity, HubError>;
-    /// How long an account must wait before its next message, if it is over its limit.
-    fn throttle(&self, account: &str) -> Option<Duration>;
+    /// How long this caller must wait before its next message, if it is over its limit.
+    fn throttle(&self, identity: &Identity) -> Option<Duration>;
 }
 
 /// A header credential, already checked by the upgrade handler.
@@ -410,16 +410,11 @@ impl Connection {
                 client_message_id,
             } => {
                 let session_id = self.attached_session()?;
-                if let Some(account) = &identity.account {
-                    if let Some(wait) = self.auth.throttle(account) {
-                        return Err(HubError {
-                            code: ErrorCode::RateLimited,
-                            message: format!(
-                                "too many messages; retry in {}s",
-                                wait.as_secs().max(1)
-                            ),
-                        });
-                    }
+                if let Some(wait) = self.auth.throttle(&identity) {
+                    return Err(HubError {
+                        code: ErrorCode::RateLimited,
+                        message: format!("too many messages; retry in {}s", wait.as_secs().max(1)),
+                    });
                 }
                 let cmid = client_message_id.clone();
                 let duplicate = self

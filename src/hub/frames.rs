@@ -58,11 +58,13 @@ pub enum SessionFrame {
 }
 
 /// Where an answer's facts came from.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Citation {
     pub kb_id: String,
     pub title: String,
-    pub position: String,
+    /// 1-based; a marker `[n]` in the answer refers to the citation with position n.
+    #[schema(minimum = 1)]
+    pub position: u32,
 }
 
 #[derive(Serialize)]
@@ -100,6 +102,7 @@ pub enum ErrorCode {
     NotAttached,
     AlreadyAttached,
     SessionNotFound,
+    SessionClosed,
     InvalidState,
     Busy,
     RateLimited,

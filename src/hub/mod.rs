@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::chat::Responder;
 use crate::conversation::{ContentType, Conversation};
 use crate::llm::ChatProvider;
 use crate::storage::conversations::NewSession;
@@ -58,6 +59,10 @@ pub struct HubSettings {
     pub send_timeout: Duration,
     /// Ask a real model to extract slots from each message (the offline parser is the fallback).
     pub model_slot_extraction: bool,
+    /// A chat session token expires after this long without use.
+    pub chat_token_ttl: Duration,
+    /// Longest visitor message in a chat session, in characters.
+    pub chat_max_message_chars: usize,
 }
 
 impl Default for HubSettings {
@@ -75,6 +80,8 @@ impl Default for HubSettings {
             reconnect_after_ms: 1000,
             send_timeout: Duration::from_secs(10),
             model_slot_extraction: true,
+            chat_token_ttl: Duration::from_secs(3600),
+            chat_max_message_chars: 2000,
         }
     }
 }
@@ -129,6 +136,7 @@ pub(crate) struct HubInner {
     pub db: Db,
     pub settings: HubSettings,
     pub llm: Arc<dyn ChatProvider>,
+    pub responder: Arc<Responder>,
     pub frame_log: FrameLog,
     registry: DashMap<String, mpsc::Sender<Command>>,
     /// Session actors; waited for on shutdown before the frame log stops.
@@ -156,6 +164,7 @@ impl Hub {
         db: Db,
         settings: HubSettings,
         llm: Arc<dyn ChatProvider>,
+        responder: Arc<Responder>,
         tasks: TaskTracker,
     ) -> anyhow::Result<Self> {
         let frame_log_stop = CancellationToken::new();
@@ -165,6 +174,7 @@ impl Hub {
                 db,
                 settings,
                 llm,
+                responder,
                 frame_log,
                 registry: DashMap::new(),
                 actors: TaskTracker::new(),
@@ -409,6 +419,12 @@ impl Hub {
 
     pub async fn cancel(&self, session_id: &str) -> Result<(), HubError> {
         self.send(session_id, Command::Cancel).await
+    }
+
+    /// Closes a chat session: a running answer stops and further messages are refused.
+    pub async fn close(&self, session_id: &str) -> Result<i64, HubError> {
+        self.ask(session_id, |reply| Command::Close { reply })
+            .await?
     }
 }
 

@@ -13,6 +13,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod cache;
 pub mod catalog;
+pub mod chat;
 pub mod content;
 pub mod conversations;
 pub mod credits;

@@ -3,6 +3,7 @@
 
 mod audit_logs;
 mod auth;
+mod chat;
 mod commerce;
 mod employees;
 mod fixtures;

@@ -78,6 +78,7 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
             None,
         ),
         (Method::GET, "/audit-logs?org_id={b}", None),
+        (Method::GET, "/orgs/{b}/analytics", None),
         // The library and the marketplace: B's content and packs.
         (Method::GET, "/content/{b_content}", None),
         (Method::DELETE, "/content/{b_content}", None),

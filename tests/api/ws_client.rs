@@ -40,8 +40,22 @@ impl Client {
         app: &TestApp,
         credentials: &[String],
     ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        Self::try_connect_from(app, credentials, None).await
+    }
+
+    /// Like [`Self::try_connect`], as a browser page of `origin` would.
+    pub async fn try_connect_from(
+        app: &TestApp,
+        credentials: &[String],
+        origin: Option<&str>,
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
         let url = format!("ws://{}/api/v1/ws", app.addr);
         let mut request = url.into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
+        }
         let mut protocols = vec!["rapport.v1".to_string()];
         protocols.extend(credentials.iter().cloned());
         request.headers_mut().insert(

@@ -1,0 +1,114 @@
+//! Who a widget request comes from: the organisation's publishable key (from one of its allowed
+//! origins) and the session token issued for one chat session. Used by the chat routes and by
+//! WebSocket authentication alike.
+
+use axum::http::{header, HeaderMap, StatusCode};
+
+use crate::chat::token;
+use crate::error::ApiError;
+use crate::http::authn::{authenticate_api_key, require_allowed_origin_of, KeyKind};
+use crate::state::AppState;
+use crate::storage::api_keys::ApiKeyRow;
+use crate::storage::now_ms;
+
+pub const SESSION_TOKEN_HEADER: &str = "x-session-token";
+
+/// A visitor bound to one chat session.
+#[derive(Debug, Clone)]
+pub struct Visitor {
+    pub session_id: String,
+    pub org_id: String,
+    pub closed: bool,
+}
+
+/// The credentials a widget presents, however they travelled.
+pub struct WidgetCredentials<'a> {
+    pub api_key: Option<&'a str>,
+    pub session_token: Option<&'a str>,
+    pub origin: Option<&'a str>,
+}
+
+impl<'a> WidgetCredentials<'a> {
+    pub fn from_headers(headers: &'a HeaderMap) -> Self {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| v.to_str().map(str::trim).unwrap_or(""))
+        };
+        Self {
+            api_key: text("x-api-key"),
+            session_token: text(SESSION_TOKEN_HEADER),
+            // An unreadable Origin is still an origin, and one no organisation allows.
+            origin: headers
+                .get(header::ORIGIN)
+                .map(|o| o.to_str().unwrap_or("invalid")),
+        }
+    }
+}
+
+/// Checks a publishable key and, for a browser, that the page's origin may use it.
+pub async fn publishable_key(
+    state: &AppState,
+    raw: Option<&str>,
+    origin: Option<&str>,
+) -> Result<ApiKeyRow, ApiError> {
+    let raw = raw.filter(|k| !k.is_empty()).ok_or_else(|| {
+        ApiError::unauthorized("send the organisation's publishable key in X-API-Key")
+    })?;
+    if KeyKind::of(raw) != Some(KeyKind::Publishable) {
+        return Err(ApiError::unauthorized(
+            "chat sessions take the organisation's publishable key (pk_…)",
+        ));
+    }
+    let key = authenticate_api_key(state, raw).await?;
+    require_allowed_origin_of(state, &key, origin).await?;
+    Ok(key)
+}
+
+/// Authenticates a visitor. The key is required unless `key_optional` (feedback may be sent with
+/// the session token alone); when present it must belong to the session's organisation.
+pub async fn authenticate(
+    state: &AppState,
+    credentials: &WidgetCredentials<'_>,
+    key_optional: bool,
+) -> Result<Visitor, ApiError> {
+    let key = match credentials.api_key.filter(|k| !k.is_empty()) {
+        None if key_optional => None,
+        raw => Some(publishable_key(state, raw, credentials.origin).await?),
+    };
+    let raw_token = credentials
+        .session_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("send the chat session token in X-Session-Token"))?;
+    let invalid = || ApiError::unauthorized("invalid session token");
+    let digest = token::digest_of(raw_token).ok_or_else(invalid)?;
+    let session = state
+        .db
+        .chat_session_by_token(&digest)
+        .await?
+        .ok_or_else(invalid)?;
+    if key.as_ref().is_some_and(|k| k.org_id != session.org_id) {
+        return Err(invalid());
+    }
+    let now = now_ms();
+    if session.token_expires_at <= now {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "SESSION_TOKEN_EXPIRED",
+            "the session token has expired; start a new chat session",
+        ));
+    }
+    // The token lives while it is used: renewed once half of its lifetime has passed.
+    let ttl = i64::try_from(state.settings.hub.chat_token_ttl.as_millis()).unwrap_or(i64::MAX);
+    if session.token_expires_at - now < ttl / 2 {
+        state
+            .db
+            .extend_chat_token(&session.session_id, now.saturating_add(ttl))
+            .await?;
+    }
+    Ok(Visitor {
+        session_id: session.session_id,
+        org_id: session.org_id,
+        closed: session.closed_at.is_some(),
+    })
+}

@@ -1,0 +1,561 @@
+//! The chat widget's API end to end: sessions opened with the publishable key from an allowed
+//! origin, grounded answers with citations (JSON, SSE and WebSocket), the fallback when the
+//! knowledge base has nothing, history, feedback, closing, analytics, and every refusal.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with, Account, TestApp};
+use crate::ws_client::Client;
+
+const SITE: &str = "https://shop.example.com";
+const FALLBACK: &str = "I can't answer that one. Please call us on 555-0100.";
+const QUESTION: &str = "When does the Harbour Café open on weekdays?";
+const OFF_TOPIC: &str = "Do you repair bicycle tyres?";
+
+/// An organisation whose widget may run on `SITE`, with a document about its opening hours.
+struct Shop {
+    owner: Account,
+    key: String,
+}
+
+async fn shop(app: &TestApp) -> Shop {
+    let owner = app.owner().await;
+    app.ok(
+        Method::PUT,
+        &format!("/orgs/{}/config", owner.org_id),
+        &owner.access,
+        Some(json!({
+            "allowed_origins": [SITE],
+            "greeting": "Welcome to the Harbour Café!",
+            "persona": "Harbour helper",
+            "fallback_answer": FALLBACK,
+        })),
+        200,
+    )
+    .await;
+    let key = app.api_key(&owner, "publishable").await;
+    let kb = app
+        .add_text(
+            &owner,
+            "Opening hours",
+            "The Harbour Café opens at 7:45 on weekdays and at 9:00 on weekends. \
+             The kitchen closes at 15:00 every day.",
+        )
+        .await;
+    let kb = app.settled(&owner, kb["id"].as_str().unwrap()).await;
+    assert_eq!(kb["status"], "ready", "{kb}");
+    Shop { owner, key }
+}
+
+struct Visit {
+    session_id: String,
+    token: String,
+}
+
+impl TestApp {
+    fn widget(&self, method: Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+        let mut request = self
+            .client
+            .request(method, self.api(path))
+            .header("origin", SITE);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        request
+    }
+
+    async fn start_chat(&self, key: &str) -> (Visit, Value) {
+        let response = self
+            .widget(Method::POST, "/chat/sessions", Some(key))
+            .json(&json!({"visitor_id": "browser-1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        let visit = Visit {
+            session_id: body["session_id"].as_str().unwrap().to_string(),
+            token: body["session_token"].as_str().unwrap().to_string(),
+        };
+        (visit, body)
+    }
+
+    fn in_chat(
+        &self,
+        method: Method,
+        visit: &Visit,
+        rest: &str,
+        key: &str,
+    ) -> reqwest::RequestBuilder {
+        self.widget(
+            method,
+            &format!("/chat/sessions/{}{rest}", visit.session_id),
+            Some(key),
+        )
+        .header("x-session-token", &visit.token)
+    }
+
+    async fn ask(&self, visit: &Visit, key: &str, content: &str) -> reqwest::Response {
+        self.in_chat(Method::POST, visit, "/messages", key)
+            .json(&json!({"content": content}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn analytics(&self, owner: &Account) -> Value {
+        self.ok(
+            Method::GET,
+            &format!("/orgs/{}/analytics", owner.org_id),
+            &owner.access,
+            None,
+            200,
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_visitor_is_answered_from_the_knowledge_base_with_citations_or_told_it_is_not_known() {
+    let app = spawn_app().await;
+    let shop = shop(&app).await;
+    let (visit, started) = app.start_chat(&shop.key).await;
+    assert_eq!(
+        started["greeting"]["content"],
+        "Welcome to the Harbour Café!"
+    );
+    assert_eq!(started["persona"], "Harbour helper");
+    assert_eq!(started["max_message_chars"], 2000);
+    assert!(started["session_token"]
+        .as_str()
+        .unwrap()
+        .starts_with("st_"));
+
+    let response = app.ask(&visit, &shop.key, QUESTION).await;
+    assert_eq!(response.status(), 200);
+    let grounded: Value = response.json().await.unwrap();
+    assert_eq!(grounded["grounded"], true, "{grounded}");
+    assert!(
+        grounded["content"].as_str().unwrap().contains("7:45"),
+        "{grounded}"
+    );
+    assert_eq!(grounded["citations"][0]["title"], "Opening hours");
+    assert_eq!(grounded["citations"][0]["position"], 1);
+
+    let response = app.ask(&visit, &shop.key, OFF_TOPIC).await;
+    let fallback: Value = response.json().await.unwrap();
+    assert_eq!(fallback["grounded"], false, "{fallback}");
+    assert_eq!(fallback["content"], FALLBACK);
+    assert_eq!(fallback["citations"], json!([]));
+
+    // Streamed: started, tokens as they come, then done with the sources.
+    let response = app
+        .in_chat(Method::POST, &visit, "/messages", &shop.key)
+        .header("accept", "text/event-stream")
+        .json(&json!({"content": "Is the café open at 7:45 on weekdays?", "client_message_id": "sse-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    let events: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events.first(), Some(&"started"), "{body}");
+    assert!(
+        events.iter().filter(|e| **e == "token").count() >= 2,
+        "{body}"
+    );
+    assert_eq!(events.last(), Some(&"done"), "{body}");
+    let done: Value = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .next_back()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .unwrap();
+    assert_eq!(done["citations"][0]["title"], "Opening hours", "{done}");
+
+    // History, newest first, the greeting oldest, in pages.
+    let page: Value = app
+        .in_chat(Method::GET, &visit, "/messages?limit=4", &shop.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first = page["data"].as_array().unwrap();
+    assert_eq!(first.len(), 4);
+    assert_eq!(first[0]["role"], "assistant");
+    assert_eq!(first[1]["content"], "Is the café open at 7:45 on weekdays?");
+    assert_eq!(first[2]["grounded"], false);
+    assert_eq!(first[3]["role"], "user");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let rest: Value = app
+        .in_chat(
+            Method::GET,
+            &visit,
+            &format!("/messages?limit=4&cursor={cursor}"),
+            &shop.key,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rest = rest["data"].as_array().unwrap();
+    assert_eq!(rest.len(), 3, "{rest:?}");
+    assert_eq!(rest[0]["grounded"], true);
+    assert_eq!(rest[0]["citations"][0]["title"], "Opening hours");
+    assert_eq!(rest[2]["content"], "Welcome to the Harbour Café!");
+    assert!(rest[2]["grounded"].is_null());
+
+    // Feedback: an answer rated, re-rated (replaced), the session rated; only answers can be rated.
+    let answer_id = grounded["message_id"].as_str().unwrap();
+    let rate = |body: Value| {
+        app.in_chat(Method::POST, &visit, "/feedback", &shop.key)
+            .json(&body)
+            .send()
+    };
+    let first = rate(json!({"rating": "up", "message_id": answer_id}))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 201);
+    let again = rate(json!({"rating": "down", "message_id": answer_id, "comment": "too short"}))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["rating"], "down");
+    assert_eq!(again["comment"], "too short");
+    let whole = rate(json!({"rating": "up"})).await.unwrap();
+    assert_eq!(whole.status(), 201);
+    let question_id = rest[1]["message_id"].as_str().unwrap();
+    assert_problem(
+        rate(json!({"rating": "up", "message_id": question_id}))
+            .await
+            .unwrap(),
+        422,
+        "VALIDATION_FAILED",
+    )
+    .await;
+    assert_problem(
+        rate(json!({"rating": "up", "message_id": uuid::Uuid::now_v7().to_string()}))
+            .await
+            .unwrap(),
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+
+    // Closed: no more messages, closing again is harmless, feedback still welcome.
+    let closed: Value = app
+        .in_chat(Method::POST, &visit, "/close", &shop.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(closed["session_id"], visit.session_id.as_str());
+    let response = app.ask(&visit, &shop.key, QUESTION).await;
+    assert_problem(response, 409, "SESSION_CLOSED").await;
+    let again: Value = app
+        .in_chat(Method::POST, &visit, "/close", &shop.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["closed_at"], closed["closed_at"]);
+    assert_eq!(
+        rate(json!({"rating": "down", "message_id": fallback["message_id"]}))
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+
+    // Analytics reflect all of it.
+    let stats = app.analytics(&shop.owner).await;
+    assert_eq!(
+        stats["sessions"],
+        json!({"total": 1, "closed": 1}),
+        "{stats}"
+    );
+    assert_eq!(
+        stats["messages"],
+        json!({"visitor": 3, "assistant": 3}),
+        "{stats}"
+    );
+    assert_eq!(stats["answers"]["answered"], 2);
+    assert_eq!(stats["answers"]["fallback"], 1);
+    assert_eq!(stats["feedback"]["up"], 1);
+    assert_eq!(stats["feedback"]["down"], 2);
+    let hours = stats["busiest_hours"].as_array().unwrap();
+    let counted: i64 = hours.iter().map(|h| h["messages"].as_i64().unwrap()).sum();
+    assert_eq!(counted, 3);
+    assert_eq!(stats["top_unanswered_questions"][0]["question"], OFF_TOPIC);
+    assert_eq!(stats["top_unanswered_questions"][0]["count"], 1);
+    assert_eq!(
+        stats["top_unanswered_questions"].as_array().unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn wrong_keys_origins_tokens_and_sessions_are_refused_with_clear_problems() {
+    let app = spawn_app_with(|s| s.api_key_grace = Duration::ZERO).await;
+    let shop = shop(&app).await;
+    let (visit, _) = app.start_chat(&shop.key).await;
+
+    // Keys: missing, unknown, the secret key, a key of the wrong shape.
+    let start = |key: Option<&str>| {
+        app.widget(Method::POST, "/chat/sessions", key)
+            .json(&json!({}))
+            .send()
+    };
+    assert_problem(start(None).await.unwrap(), 401, "UNAUTHORIZED").await;
+    assert_problem(
+        start(Some("pk_not-a-real-key")).await.unwrap(),
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    let secret = app.api_key(&shop.owner, "secret").await;
+    assert_problem(start(Some(&secret)).await.unwrap(), 401, "UNAUTHORIZED").await;
+
+    // Origins: another site is refused; a request with no Origin is not a browser and passes.
+    let foreign = app
+        .client
+        .post(app.api("/chat/sessions"))
+        .header("origin", "https://evil.example.net")
+        .header("x-api-key", &shop.key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(foreign, 403, "ORIGIN_NOT_ALLOWED").await;
+    let server_side = app
+        .client
+        .post(app.api("/chat/sessions"))
+        .header("x-api-key", &shop.key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(server_side.status(), 201);
+
+    // Tokens: missing, made up, and another session's.
+    let no_token = app
+        .widget(
+            Method::GET,
+            &format!("/chat/sessions/{}/messages", visit.session_id),
+            Some(&shop.key),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(no_token, 401, "UNAUTHORIZED").await;
+    let forged = Visit {
+        session_id: visit.session_id.clone(),
+        token: "st_forged0000000000000000000000000".into(),
+    };
+    assert_problem(
+        app.ask(&forged, &shop.key, QUESTION).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    let (other, _) = app.start_chat(&shop.key).await;
+    let crossed = Visit {
+        session_id: visit.session_id.clone(),
+        token: other.token.clone(),
+    };
+    assert_problem(
+        app.ask(&crossed, &shop.key, QUESTION).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+
+    // Messages: empty, too long, a malformed idempotency key.
+    for body in [
+        json!({"content": "   "}),
+        json!({"content": "x".repeat(2001)}),
+        json!({"content": "hi", "client_message_id": "has spaces"}),
+    ] {
+        let response = app
+            .in_chat(Method::POST, &visit, "/messages", &shop.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, 422, "VALIDATION_FAILED").await;
+    }
+
+    // Another organisation: its key cannot reach this session, and its session ids are unknown here.
+    let rival = app.owner().await;
+    app.ok(
+        Method::PUT,
+        &format!("/orgs/{}/config", rival.org_id),
+        &rival.access,
+        Some(json!({"allowed_origins": [SITE]})),
+        200,
+    )
+    .await;
+    let rival_key = app.api_key(&rival, "publishable").await;
+    assert_problem(
+        app.ask(&visit, &rival_key, QUESTION).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    let (rival_visit, _) = app.start_chat(&rival_key).await;
+    let cross_org = Visit {
+        session_id: visit.session_id.clone(),
+        token: rival_visit.token.clone(),
+    };
+    assert_problem(
+        app.ask(&cross_org, &rival_key, QUESTION).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    // Nothing of the rival's shows up in this organisation's numbers.
+    let stats = app.analytics(&rival).await;
+    assert_eq!(stats["sessions"]["total"], 1);
+    assert_eq!(stats["messages"]["visitor"], 0);
+
+    // Rotation: the old key stops at once (no grace here); the session goes on with the new key.
+    let rotated = app.api_key(&shop.owner, "publishable").await;
+    assert_problem(
+        app.ask(&visit, &shop.key, QUESTION).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    assert_problem(start(Some(&shop.key)).await.unwrap(), 401, "UNAUTHORIZED").await;
+    let response = app.ask(&visit, &rotated, QUESTION).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn an_expired_session_token_is_refused() {
+    let app = spawn_app_with(|s| s.hub.chat_token_ttl = Duration::from_secs(1)).await;
+    let shop = shop(&app).await;
+    let (visit, started) = app.start_chat(&shop.key).await;
+    assert!(started["expires_at"].is_string());
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let response = app.ask(&visit, &shop.key, QUESTION).await;
+    assert_problem(response, 401, "SESSION_TOKEN_EXPIRED").await;
+    let mut client = Client::try_connect_from(
+        &app,
+        &[format!("rapport.key.{}.{}", shop.key, visit.token)],
+        Some(SITE),
+    )
+    .await
+    .unwrap();
+    let refused = client.recv().await;
+    assert_eq!(refused["code"], "unauthorized", "{refused}");
+    assert_eq!(client.recv().await["code"], 4401);
+}
+
+#[tokio::test]
+async fn a_chat_session_is_driven_over_websocket_and_resumes_exactly() {
+    let app = spawn_app().await;
+    let shop = shop(&app).await;
+    let (visit, started) = app.start_chat(&shop.key).await;
+    let credential = format!("rapport.key.{}.{}", shop.key, visit.token);
+
+    // A page of another site cannot even open the socket with the key.
+    let refused = Client::try_connect_from(
+        &app,
+        std::slice::from_ref(&credential),
+        Some("https://evil.example.net"),
+    )
+    .await;
+    assert!(refused.is_err(), "the upgrade is refused");
+
+    let mut client = Client::try_connect_from(&app, std::slice::from_ref(&credential), Some(SITE))
+        .await
+        .unwrap();
+    let ok = client.recv().await;
+    assert_eq!(ok["type"], "auth.ok", "{ok}");
+    assert_eq!(ok["principal"]["kind"], "visitor");
+    assert_eq!(ok["principal"]["org_id"], shop.owner.org_id.as_str());
+    client
+        .send(json!({"type": "session.start", "content_type": "ritual"}))
+        .await;
+    assert_eq!(client.recv().await["code"], "forbidden");
+    client
+        .send(json!({"type": "session.resume", "session_id": visit.session_id, "last_seq": 0}))
+        .await;
+    let attached = client.recv().await;
+    assert_eq!(attached["kind"], "chat", "{attached}");
+    let greeting = client.recv().await;
+    assert_eq!(greeting["type"], "message.done");
+    assert_eq!(greeting["content"], "Welcome to the Harbour Café!");
+    assert_eq!(greeting["message_id"], started["greeting"]["message_id"]);
+
+    let frames = client.say(QUESTION, "ws-1").await;
+    assert_eq!(frames[0]["type"], "ack");
+    assert!(frames.iter().filter(|f| f["type"] == "token").count() >= 2);
+    let answer = frames.last().unwrap();
+    assert!(answer["content"].as_str().unwrap().contains("7:45"));
+    assert_eq!(answer["citations"][0]["title"], "Opening hours");
+    client
+        .send(json!({"type": "complete", "confirm": true}))
+        .await;
+    assert_eq!(client.recv().await["code"], "invalid_state");
+
+    // The visitor drops off; an answer is given meanwhile (over HTTP); resuming replays exactly it.
+    let seen = client.last_seq;
+    drop(client);
+    let response = app.ask(&visit, &shop.key, OFF_TOPIC).await;
+    assert_eq!(response.status(), 200);
+    let mut client = Client::try_connect_from(&app, &[], Some(SITE))
+        .await
+        .unwrap();
+    client
+        .send(json!({"type": "auth", "api_key": shop.key, "session_token": visit.token}))
+        .await;
+    assert_eq!(client.recv().await["type"], "auth.ok");
+    client
+        .send(json!({"type": "session.resume", "session_id": visit.session_id, "last_seq": seen}))
+        .await;
+    assert_eq!(client.recv().await["resumed"], true);
+    client.last_seq = seen;
+    let replay = client.until("message.done").await;
+    assert_eq!(replay.last().unwrap()["role"], "user");
+    assert_eq!(replay.last().unwrap()["content"], OFF_TOPIC);
+    let replay = client.until("message.done").await;
+    assert_eq!(replay.last().unwrap()["content"], FALLBACK);
+    assert_eq!(replay.last().unwrap()["citations"], json!([]));
+
+    // Closed over HTTP: the live socket's next message is refused with a typed error.
+    app.in_chat(Method::POST, &visit, "/close", &shop.key)
+        .send()
+        .await
+        .unwrap();
+    client
+        .send(json!({"type": "message", "content": "still there?", "client_message_id": "late"}))
+        .await;
+    assert_eq!(client.recv().await["code"], "session_closed");
+
+    // An auth frame from a page of another site: forbidden, closed with 4403.
+    let mut intruder = Client::try_connect_from(&app, &[], Some("https://evil.example.net"))
+        .await
+        .unwrap();
+    intruder
+        .send(json!({"type": "auth", "api_key": shop.key, "session_token": visit.token}))
+        .await;
+    assert_eq!(intruder.recv().await["code"], "forbidden");
+    assert_eq!(intruder.recv().await["code"], 4403);
+}
