@@ -69,6 +69,8 @@ pub struct Settings {
     pub knowledge: crate::knowledge::KnowledgeSettings,
     pub media: MediaSettings,
     pub stripe: StripeSettings,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (per-address limits).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Audio of generated content: speech provider, where files are kept, how long URLs live.
@@ -209,6 +211,7 @@ impl Settings {
             knowledge: Default::default(),
             media: MediaSettings::default(),
             stripe: StripeSettings::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -410,6 +413,15 @@ pub struct ServeArgs {
     /// Credits granted to every new account.
     #[arg(long, env = "RAPPORT_FREE_CREDITS", default_value_t = 3, global = true)]
     pub free_credits: i64,
+    /// Comma-separated addresses or CIDR ranges of reverse proxies in front of the server; their
+    /// `X-Forwarded-For` header names the client for per-address rate limits.
+    #[arg(
+        long,
+        env = "RAPPORT_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<String>,
     /// Seconds a chat-widget session token stays valid without use.
     #[arg(
         long,
@@ -538,6 +550,21 @@ impl ServeArgs {
         {
             bail!("RAPPORT_JWT_SECRET must be at least 32 bytes");
         }
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|p| p.trim())
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "RAPPORT_TRUSTED_PROXIES: `{p}` is not an address or CIDR range"
+                        )
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         if !(1..=4000).contains(&self.chat_max_message_chars) {
             bail!("RAPPORT_CHAT_MAX_MESSAGE_CHARS must be between 1 and 4000");
         }
@@ -552,6 +579,7 @@ impl ServeArgs {
             bail!("RAPPORT_INTERNAL_KEY must be at least 32 bytes");
         }
         Ok(Settings {
+            trusted_proxies,
             addr: self.addr,
             database_url: self.database_url,
             environment: self.env,

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod authn;
 pub mod catalog;
 pub mod chat;
+pub mod client_ip;
 pub mod content;
 pub mod conversation;
 pub mod credits;

@@ -3,12 +3,11 @@
 //! Exceeding a limit answers 429 with `Retry-After` and the `RateLimit-*` headers of the IETF
 //! draft; every limited response carries the remaining budget.
 
-use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -144,32 +143,6 @@ impl RateLimits {
     }
 }
 
-/// The peer address of the request, as a key for per-IP limits (`unknown` when not served over TCP).
-#[derive(Debug, Clone)]
-pub struct ClientIp(pub String);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
-        Ok(Self(ip.unwrap_or_else(|| "unknown".into())))
-    }
-}
-
-pub fn client_ip(request: &Request) -> Option<IpAddr> {
-    request
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
-}
-
 fn headers_for(response: &mut Response, decision: &Decision) {
     let headers = response.headers_mut();
     headers.insert("ratelimit-limit", HeaderValue::from(decision.limit));
@@ -183,9 +156,11 @@ fn headers_for(response: &mut Response, decision: &Decision) {
 
 /// Per-IP limit for public authentication routes.
 pub async fn per_ip_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let ip = client_ip(&request)
-        .map(|ip| ip.to_string())
-        .unwrap_or_else(|| "unknown".to_string());
+    let ip = crate::http::client_ip::client_address(
+        crate::http::client_ip::peer(request.extensions()),
+        request.headers(),
+        &state.settings.trusted_proxies,
+    );
     let decision = state.rate_limits.check("auth_ip", &ip);
     if let Some(wait) = decision.retry_after {
         let mut response = ApiError::rate_limited(wait.as_secs().max(1)).into_response();

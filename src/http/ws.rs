@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::http::chat::visitor::{self, WidgetCredentials};
-use crate::http::rate_limit::ClientIp;
+use crate::http::client_ip::ClientIp;
 use crate::hub::connection::{self, Authenticator, Credential, Identity, PROTOCOL};
 use crate::hub::frames::{ErrorCode, PrincipalInfo};
 use crate::hub::{HubError, Owner};

@@ -559,3 +559,85 @@ async fn a_chat_session_is_driven_over_websocket_and_resumes_exactly() {
     assert_eq!(intruder.recv().await["code"], "forbidden");
     assert_eq!(intruder.recv().await["code"], 4403);
 }
+
+#[tokio::test]
+async fn abuse_limits_apply_per_session_per_visitor_address_and_per_key() {
+    let app = spawn_app_with(|s| {
+        s.rate_limits = rapport::http::rate_limit::RateLimitSettings::parse(
+            "chat_session=2,visitor_ip=3,api_key=12",
+        )
+        .unwrap();
+        // The test client plays a reverse proxy on loopback that forwards visitors' addresses.
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let shop = shop(&app).await;
+    let from = |address: &str, request: reqwest::RequestBuilder| {
+        request
+            .header("x-forwarded-for", address.to_string())
+            .send()
+    };
+    let start = |address: &str| {
+        from(
+            address,
+            app.widget(Method::POST, "/chat/sessions", Some(&shop.key))
+                .json(&json!({})),
+        )
+    };
+
+    // Per session: two messages a minute, whatever address they come from.
+    let response = start("192.0.2.1").await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    let visit = Visit {
+        session_id: body["session_id"].as_str().unwrap().to_string(),
+        token: body["session_token"].as_str().unwrap().to_string(),
+    };
+    for (n, address) in ["192.0.2.2", "192.0.2.3", "192.0.2.4"]
+        .into_iter()
+        .enumerate()
+    {
+        let request = app
+            .in_chat(Method::POST, &visit, "/messages", &shop.key)
+            .json(&json!({"content": QUESTION}));
+        let response = from(address, request).await.unwrap();
+        if n < 2 {
+            assert_eq!(response.status(), 200);
+        } else {
+            let problem = assert_problem(response, 429, "RATE_LIMITED").await;
+            assert!(problem["detail"].is_string());
+        }
+    }
+
+    // Per visitor address: three requests a minute from one address; other visitors are unaffected.
+    for _ in 0..3 {
+        assert_eq!(start("198.51.100.9").await.unwrap().status(), 201);
+    }
+    let limited = start("198.51.100.9").await.unwrap();
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_problem(limited, 429, "RATE_LIMITED").await;
+    assert_eq!(start("198.51.100.10").await.unwrap().status(), 201);
+
+    // Per key: from ever new addresses the key's own budget still runs out; another key's does not.
+    let mut refused = None;
+    for n in 0..20 {
+        let response = start(&format!("203.0.113.{n}")).await.unwrap();
+        if response.status() == 429 {
+            refused = Some(n);
+            break;
+        }
+        assert_eq!(response.status(), 201);
+    }
+    assert!(refused.is_some(), "the key's budget ran out");
+    let rival = app.owner().await;
+    let rival_key = app.api_key(&rival, "publishable").await;
+    let other = app
+        .client
+        .post(app.api("/chat/sessions"))
+        .header("x-api-key", &rival_key)
+        .header("x-forwarded-for", "203.0.113.200")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 201);
+}
