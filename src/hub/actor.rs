@@ -98,6 +98,16 @@ pub enum Command {
     Close {
         reply: oneshot::Sender<Result<i64, HubError>>,
     },
+    /// Another node follows this session: announce frames to it for a while; answered with the
+    /// last `seq` once everything up to it is stored.
+    RemoteFollow {
+        node: String,
+        reply: oneshot::Sender<i64>,
+    },
+    /// Frames up to `upto` are stored (for sessions followed from another node).
+    RemoteFrames {
+        upto: i64,
+    },
     Generation(Box<(String, GenerationEvent)>),
 }
 
@@ -158,6 +168,8 @@ pub struct SessionActor {
     opened: bool,
     /// A closed chat session takes no more messages.
     closed: bool,
+    /// Until when (ms) frames are announced to other nodes following the session.
+    announce_until: i64,
     me: mpsc::Sender<Command>,
 }
 
@@ -193,6 +205,7 @@ impl SessionActor {
             turns: 0,
             opened: last_seq > 0,
             closed: row.closed_at.is_some(),
+            announce_until: 0,
             me,
         })
     }
@@ -207,7 +220,10 @@ impl SessionActor {
         let mut renew =
             tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
         loop {
-            let idle = self.subscribers.is_empty() && self.turn.is_none() && !self.generating();
+            let idle = self.subscribers.is_empty()
+                && self.turn.is_none()
+                && !self.generating()
+                && self.announce_until <= crate::storage::now_ms();
             tokio::select! {
                 command = rx.recv() => match command {
                     Some(Command::StreamOpened { turn, stream, grounding }) => {
@@ -322,6 +338,18 @@ impl SessionActor {
                 let result = self.close().await;
                 let _ = reply.send(result);
             }
+            Command::RemoteFollow { node, reply } => {
+                tracing::debug!(session_id = %self.id, %node, "followed from another node");
+                // Followers renew every 10 s; a follower that stopped is forgotten soon after.
+                self.announce_until = crate::storage::now_ms() + 30_000;
+                if !self.opened {
+                    self.opened = true;
+                    self.open().await;
+                }
+                self.hub.flush_frames().await;
+                let _ = reply.send(self.last_seq);
+            }
+            Command::RemoteFrames { .. } => {}
         }
     }
 
@@ -944,6 +972,7 @@ impl SessionActor {
                 session_id: self.id.clone(),
                 seq: self.last_seq,
                 frame: encoded.clone(),
+                announce: self.announce_until > 0 && self.announce_until > crate::storage::now_ms(),
             })
             .await;
         self.subscribers

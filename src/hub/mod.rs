@@ -8,10 +8,12 @@
 //! ```
 
 pub mod actor;
+pub mod cluster;
 pub mod connection;
 pub mod frame_log;
 pub mod frames;
 pub mod generation;
+pub mod remote;
 pub mod validate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use crate::chat::Responder;
 use crate::conversation::{ContentType, Conversation};
 use crate::llm::ChatProvider;
-use crate::storage::conversations::NewSession;
+use crate::storage::conversations::{NewSession, SessionRow};
 use crate::storage::{new_id, Db};
 use actor::{Command, SessionActor};
 use frame_log::FrameLog;
@@ -151,6 +153,10 @@ pub(crate) struct HubInner {
     pub node_id: String,
     /// Generation jobs running in this process, to stop them on cancel.
     pub running_jobs: DashMap<String, CancellationToken>,
+    /// Cross-node requests (PostgreSQL deployments); `None` on SQLite, which is one node.
+    pub cluster: Option<cluster::Cluster>,
+    /// Sessions in the registry that run on another node (served here by a remote follower).
+    pub remote: DashMap<String, ()>,
 }
 
 /// Cheap to clone; lives in the application state.
@@ -167,6 +173,7 @@ impl Hub {
         responder: Arc<Responder>,
         tasks: TaskTracker,
     ) -> anyhow::Result<Self> {
+        let clustered = db.backend == crate::storage::Backend::Postgres;
         let frame_log_stop = CancellationToken::new();
         let frame_log = FrameLog::spawn(db.clone(), &tasks, frame_log_stop.clone());
         let hub = Self {
@@ -185,9 +192,14 @@ impl Hub {
                 next_connection: AtomicU64::new(1),
                 node_id: uuid::Uuid::new_v4().to_string(),
                 running_jobs: DashMap::new(),
+                cluster: clustered.then(cluster::Cluster::default),
+                remote: DashMap::new(),
             }),
         };
         generation::spawn_worker(hub.clone());
+        if hub.inner.cluster.is_some() {
+            cluster::spawn_listener(hub.clone());
+        }
         Ok(hub)
     }
 
@@ -238,10 +250,31 @@ impl Hub {
         Ok(id)
     }
 
-    /// The actor of a session, loading it from storage when it is not in memory.
+    /// The actor of a session, loading it from storage when it is not in memory, or a follower of
+    /// it when it runs on another node.
     pub(crate) async fn handle(&self, session_id: &str) -> Result<mpsc::Sender<Command>, HubError> {
+        self.handle_on(session_id, true).await
+    }
+
+    /// The session's actor on this node only (for commands forwarded by other nodes).
+    pub(crate) async fn local_handle(
+        &self,
+        session_id: &str,
+    ) -> Result<mpsc::Sender<Command>, HubError> {
+        self.handle_on(session_id, false).await
+    }
+
+    async fn handle_on(
+        &self,
+        session_id: &str,
+        allow_remote: bool,
+    ) -> Result<mpsc::Sender<Command>, HubError> {
+        let elsewhere = || HubError::new(ErrorCode::Busy, "this session runs on another server");
         if let Some(tx) = self.inner.registry.get(session_id) {
             if !tx.is_closed() {
+                if !allow_remote && self.inner.remote.contains_key(session_id) {
+                    return Err(elsewhere());
+                }
                 return Ok(tx.clone());
             }
         }
@@ -265,6 +298,9 @@ impl Hub {
             .acquire_session_lease(session_id, &self.inner.node_id, until)
             .await?
         {
+            if allow_remote && self.inner.cluster.is_some() {
+                return self.follow_remote(row).await;
+            }
             return Err(HubError::new(
                 ErrorCode::Busy,
                 "this session is live on another server; retry in a few seconds",
@@ -288,6 +324,36 @@ impl Hub {
         };
         let actor = SessionActor::restore(self.clone(), row, highest.max(0), tx.clone())?;
         self.inner.actors.spawn(actor.run(rx));
+        Ok(tx)
+    }
+
+    /// Serves a session another node runs through a follower here.
+    async fn follow_remote(&self, row: SessionRow) -> Result<mpsc::Sender<Command>, HubError> {
+        let lease = self.inner.db.session_lease(&row.id).await?;
+        let Some((node, _)) = lease.filter(|(node, until)| {
+            *node != self.inner.node_id && *until > crate::storage::now_ms()
+        }) else {
+            return Err(HubError::new(
+                ErrorCode::Busy,
+                "this session is moving between servers; retry",
+            ));
+        };
+        let session_id = row.id.clone();
+        let (tx, rx) = mpsc::channel(64);
+        match self.inner.registry.entry(session_id.clone()) {
+            dashmap::mapref::entry::Entry::Occupied(mut occupied) => {
+                if !occupied.get().is_closed() {
+                    return Ok(occupied.get().clone());
+                }
+                occupied.insert(tx.clone());
+            }
+            dashmap::mapref::entry::Entry::Vacant(vacant) => {
+                vacant.insert(tx.clone());
+            }
+        }
+        self.inner.remote.insert(session_id, ());
+        let follower = remote::RemoteSession::new(self.clone(), row, node, tx.clone());
+        self.inner.actors.spawn(follower.run(rx));
         Ok(tx)
     }
 

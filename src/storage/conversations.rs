@@ -28,6 +28,8 @@ pub struct FrameRecord {
     pub session_id: std::sync::Arc<str>,
     pub seq: i64,
     pub frame: std::sync::Arc<str>,
+    /// Announce the frame to other nodes following the session (PostgreSQL `NOTIFY` on commit).
+    pub announce: bool,
 }
 
 pub struct NewSession<'a> {
@@ -125,6 +127,23 @@ impl Db {
                     .bind(frame.frame.to_string());
             }
             query.bind(now).execute(&mut *tx).await?;
+        }
+        if self.backend == super::Backend::Postgres {
+            // Delivered on commit, so a node told "up to seq N" finds every frame up to N stored.
+            let mut highest: Vec<(&str, i64)> = Vec::new();
+            for frame in frames.iter().filter(|f| f.announce) {
+                match highest.iter_mut().find(|(id, _)| *id == &*frame.session_id) {
+                    Some(entry) => entry.1 = entry.1.max(frame.seq),
+                    None => highest.push((&frame.session_id, frame.seq)),
+                }
+            }
+            for (session_id, seq) in highest {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(super::cluster::FRAMES_CHANNEL)
+                    .bind(format!("{session_id} {seq}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await
     }

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod cache;
 pub mod catalog;
 pub mod chat;
+pub mod cluster;
 pub mod content;
 pub mod conversations;
 pub mod credits;

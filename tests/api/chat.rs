@@ -10,18 +10,18 @@ use serde_json::{json, Value};
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with, Account, TestApp};
 use crate::ws_client::Client;
 
-const SITE: &str = "https://shop.example.com";
-const FALLBACK: &str = "I can't answer that one. Please call us on 555-0100.";
-const QUESTION: &str = "When does the Harbour Café open on weekdays?";
-const OFF_TOPIC: &str = "Do you repair bicycle tyres?";
+pub const SITE: &str = "https://shop.example.com";
+pub const FALLBACK: &str = "I can't answer that one. Please call us on 555-0100.";
+pub const QUESTION: &str = "When does the Harbour Café open on weekdays?";
+pub const OFF_TOPIC: &str = "Do you repair bicycle tyres?";
 
 /// An organisation whose widget may run on `SITE`, with a document about its opening hours.
-struct Shop {
-    owner: Account,
-    key: String,
+pub struct Shop {
+    pub owner: Account,
+    pub key: String,
 }
 
-async fn shop(app: &TestApp) -> Shop {
+pub async fn shop(app: &TestApp) -> Shop {
     let owner = app.owner().await;
     app.ok(
         Method::PUT,
@@ -50,13 +50,13 @@ async fn shop(app: &TestApp) -> Shop {
     Shop { owner, key }
 }
 
-struct Visit {
-    session_id: String,
-    token: String,
+pub struct Visit {
+    pub session_id: String,
+    pub token: String,
 }
 
 impl TestApp {
-    fn widget(&self, method: Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+    pub fn widget(&self, method: Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
         let mut request = self
             .client
             .request(method, self.api(path))
@@ -67,7 +67,7 @@ impl TestApp {
         request
     }
 
-    async fn start_chat(&self, key: &str) -> (Visit, Value) {
+    pub async fn start_chat(&self, key: &str) -> (Visit, Value) {
         let response = self
             .widget(Method::POST, "/chat/sessions", Some(key))
             .json(&json!({"visitor_id": "browser-1"}))
@@ -83,7 +83,7 @@ impl TestApp {
         (visit, body)
     }
 
-    fn in_chat(
+    pub fn in_chat(
         &self,
         method: Method,
         visit: &Visit,
@@ -98,7 +98,7 @@ impl TestApp {
         .header("x-session-token", &visit.token)
     }
 
-    async fn ask(&self, visit: &Visit, key: &str, content: &str) -> reqwest::Response {
+    pub async fn ask(&self, visit: &Visit, key: &str, content: &str) -> reqwest::Response {
         self.in_chat(Method::POST, visit, "/messages", key)
             .json(&json!({"content": content}))
             .send()
@@ -106,7 +106,7 @@ impl TestApp {
             .unwrap()
     }
 
-    async fn analytics(&self, owner: &Account) -> Value {
+    pub async fn analytics(&self, owner: &Account) -> Value {
         self.ok(
             Method::GET,
             &format!("/orgs/{}/analytics", owner.org_id),

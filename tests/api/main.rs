@@ -4,6 +4,7 @@
 mod audit_logs;
 mod auth;
 mod chat;
+mod cluster;
 mod commerce;
 mod employees;
 mod fixtures;
