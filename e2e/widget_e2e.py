@@ -363,7 +363,16 @@ def run_browser(args, api, org_id, key, site):
             sockets_before = len(browser.sockets)
             context, page = browser.page()
             page.goto(site + "/fallback.html")
-            open_chat(page)
+            with page.expect_response(lambda r: r.url.endswith("/api/v1/chat/sessions")) as created:
+                open_chat(page)
+            limit = created.value.json()["max_message_chars"]
+            page.locator(".rapport-input").fill("x" * (limit + 1))
+            check(page.locator(".rapport-send").is_disabled(), f"a message over {limit} characters can be sent")
+            check(
+                page.locator(".rapport-input").get_attribute("aria-invalid") == "true",
+                "an over-long message is not marked invalid",
+            )
+            page.locator(".rapport-input").fill("")
             streamed = ask_and_watch(page, FALLBACK_QUESTION, FALLBACK_FACT, answers_before=1)
             check(len(browser.sockets) == sockets_before, "the HTTP fallback opened a WebSocket")
             check(
@@ -371,7 +380,7 @@ def run_browser(args, api, org_id, key, site):
                 "the fallback answer has no citation",
             )
             page.screenshot(path=str(artifacts / "widget-fallback.png"))
-            step(f"HTTP fallback: answer streamed over SSE ({streamed} partial texts)")
+            step(f"HTTP fallback: answer streamed over SSE ({streamed} partial texts); input limited to {limit}")
             context.close()
 
             # 3. The demo page on the server itself (its origin is allowed too).
