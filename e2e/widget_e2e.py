@@ -186,7 +186,10 @@ def write_pages(folder, api_base, key):
 RECORDER = """() => {
   const root = document.querySelector('.rapport-widget').shadowRoot;
   window.__rapportSeen = [];
+  window.__rapportStatus = [];
   const record = () => {
+    const status = root.querySelector('.rapport-status').textContent;
+    if (status && window.__rapportStatus.at(-1) !== status) window.__rapportStatus.push(status);
     const all = root.querySelectorAll('.rapport-msg-assistant');
     const last = all[all.length - 1];
     if (!last) return;
@@ -276,18 +279,39 @@ def open_chat(page):
     page.locator(".rapport-msg-assistant").first.wait_for(state="visible")
 
 
-def ask_and_watch(page, question, fact, answers_before):
+# Keeps the page's WebSockets reachable, so the test can cut one as a network drop would.
+SOCKET_TAP = """(() => {
+  const Native = window.WebSocket;
+  window.__rapportSockets = [];
+  window.WebSocket = class extends Native {
+    constructor(...args) { super(...args); window.__rapportSockets.push(this); }
+  };
+})()"""
+
+
+def ask_and_watch(page, question, fact, answers_before, drop=False):
+    """Asks, waits for the answer and checks it streamed: several growing texts, each a prefix of
+    the final one (nothing doubled or lost, also across a dropped connection when `drop`)."""
     page.evaluate(RECORDER)
     page.locator(".rapport-input").fill(question)
     page.locator(".rapport-input").press("Enter")
+    if drop:
+        page.wait_for_function(
+            """() => document.querySelector('.rapport-widget').shadowRoot
+                 .querySelector('.rapport-streaming .rapport-text')?.textContent.length > 5"""
+        )
+        page.evaluate("() => window.__rapportSockets.at(-1).close()")
     page.wait_for_function(FINISHED_ANSWER, arg=[answers_before + 1, fact], timeout=TIMEOUT_MS)
+    if drop:
+        statuses = page.evaluate("() => window.__rapportStatus")
+        check(any("Reconnecting" in s for s in statuses), f"no reconnecting state shown ({statuses})")
     seen = page.evaluate("() => window.__rapportSeen")
-    partial = {s["text"] for s in seen if s["streaming"] and s["count"] == answers_before + 1 and s["text"]}
-    typing_first = any(s["streaming"] and s["count"] == answers_before + 1 for s in seen)
-    check(
-        len(partial) >= 2 or (typing_first and partial),
-        f"the answer did not stream (states seen: {seen[:8]}…)",
-    )
+    final = seen[-1]["text"]
+    mine = [s for s in seen if s["streaming"] and s["count"] == answers_before + 1]
+    partial = {s["text"] for s in mine if s["text"]}
+    check(len(partial) >= 2 or (mine and partial), f"the answer did not stream (states seen: {seen[:8]}…)")
+    wrong = [text for text in partial if not final.startswith(text)]
+    check(not wrong, f"a streamed text is not a prefix of the answer: {wrong[:1]} vs {final!r}")
     return len(partial)
 
 
@@ -301,6 +325,7 @@ def run_browser(args, api, org_id, key, site):
         try:
             # 1. The embedded widget over the WebSocket.
             context, page = browser.page()
+            page.add_init_script(SOCKET_TAP)
             page.goto(site + "/index.html")
             bubble = page.locator(".rapport-bubble")
             bubble.wait_for(state="visible")
@@ -351,11 +376,11 @@ def run_browser(args, api, org_id, key, site):
             check(len(after["assistant"]) == 2, f"history after reload: {len(after['assistant'])} answers")
             pressed = answer.locator(".rapport-thumb-up").get_attribute("aria-pressed")
             check(pressed == "true", "the recorded rating is not shown after reload")
-            ask_and_watch(page, SECOND_QUESTION, SECOND_FACT, answers_before=2)
+            ask_and_watch(page, SECOND_QUESTION, SECOND_FACT, answers_before=2, drop=True)
             final = page.evaluate(SNAPSHOT)
             check(final["user"] == [QUESTION, SECOND_QUESTION], f"user messages {final['user']}")
             check(len(final["assistant"]) == 3, f"{len(final['assistant'])} answers, expected 3 (duplicates?)")
-            step("after a reload the conversation is back, without duplicates, and continues")
+            step("after a reload the conversation is back; the next answer survives a dropped connection")
             page.screenshot(path=str(artifacts / "widget.png"))
             context.close()
 
