@@ -470,6 +470,7 @@ button{font:inherit;cursor:pointer}
       }
       if (sessionGone(e)) return renew();
       if (e.status === 403) return fail(describe(e));
+      if (e.code === "DUPLICATE_MESSAGE") return settle(m.client_message_id), loadHistory(); // answered already
       settle(m.client_message_id, describe(e));
     }
   }
