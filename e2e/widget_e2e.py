@@ -409,7 +409,19 @@ def run_browser(args, api, org_id, key, site):
             step(f"HTTP fallback: answer streamed over SSE ({streamed} partial texts); input limited to {limit}")
             context.close()
 
-            # 3. The demo page on the server itself (its origin is allowed too).
+            # 3. The same page from an origin the organisation did not allow: a clear refusal.
+            context, page = browser.page()
+            page.goto(site.replace("127.0.0.1", "localhost") + "/index.html")
+            page.locator(".rapport-bubble").click()
+            page.locator(".rapport-status.rapport-error").wait_for(state="visible")
+            refusal = page.locator(".rapport-status").text_content()
+            check("not enabled for this website" in refusal, f"refused origin shows {refusal!r}")
+            page.locator(".rapport-input").fill("Hello?")
+            check(page.locator(".rapport-send").is_disabled(), "a refused widget still offers to send")
+            step(f"from an origin that is not allowed the widget says so: {refusal!r}")
+            context.close()
+
+            # 4. The demo page on the server itself (its origin is allowed too).
             context, page = browser.page()
             page.goto(args.base + "/demo")
             page.locator("#key").fill(key)
