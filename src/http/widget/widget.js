@@ -97,6 +97,7 @@ button{font:inherit;cursor:pointer}
 .rapport-msg-assistant{align-self:flex-start;background:#fff;border:1px solid #dde1e6;border-bottom-left-radius:4px}
 .rapport-note,.rapport-thanks{font-size:12px;color:#4b5159}
 .rapport-msg-user .rapport-note{color:#fff}
+.rapport-divider{align-self:center;font-size:12px;color:#4b5159}
 .rapport-sources{font-size:13px;color:#3b4149;margin-top:6px;white-space:normal}
 .rapport-citation{display:inline-block;margin-right:8px}
 .rapport-feedback{display:flex;gap:4px;align-items:center;margin-top:6px;white-space:normal}
@@ -148,7 +149,9 @@ button{font:inherit;cursor:pointer}
   root.appendChild(wrap);
 
   // ---- state ----
-  let session = local.get(".session"); // {id, token, expires, persona, max, greeting}
+  // {id, token, persona, max, greeting}. The token's expiry slides while it is used, so only
+  // the server can tell whether it still holds: a 401 leads to a new session.
+  let session = local.get(".session");
   let maxChars = 4000;
   const byId = new Map(); // message_id -> log entry
   const byClient = new Map(); // client_message_id -> log entry of a user message
@@ -166,6 +169,7 @@ button{font:inherit;cursor:pointer}
   let fatal = false;
   let destroyed = false;
   let renewals = 0; // new sessions since the last attach or answer
+  let keepLog = false; // the next session continues the visible log
   const rated = tab.get(".rated") || {};
 
   function setStatus(text, isError) {
@@ -290,7 +294,6 @@ button{font:inherit;cursor:pointer}
   }
   async function begin() {
     if (!key) return fail("This chat has no data-key.");
-    if (session && Date.parse(session.expires) < Date.now() + 5000) forget();
     setStatus("Connecting\u2026");
     try {
       if (session) {
@@ -316,10 +319,16 @@ button{font:inherit;cursor:pointer}
     if (!visitor) local.set(".visitor", (visitor = randomId("v_", 22)));
     const s = await call("POST", "", { visitor_id: visitor });
     const g = s.greeting;
-    session = { id: s.session_id, token: s.session_token, expires: s.expires_at, persona: s.persona, max: s.max_message_chars, greeting: g && g.message_id };
+    session = { id: s.session_id, token: s.session_token, persona: s.persona, max: s.max_message_chars, greeting: g && g.message_id };
     local.set(".session", session);
     applySession();
-    clearLog();
+    if (keepLog && log.firstChild) {
+      // A renewed session: the earlier messages stay readable, but can no longer be rated.
+      for (const old of log.querySelectorAll(".rapport-feedback,.rapport-pending")) old.remove();
+      log.appendChild(el("div", "rapport-divider", { role: "separator", text: "New conversation" }));
+      streaming = null;
+    } else clearLog();
+    keepLog = false;
     lastSeq = 0;
     if (g) addEntry("assistant", g.content, { id: g.message_id, done: true });
     renderPending();
@@ -372,6 +381,7 @@ button{font:inherit;cursor:pointer}
   async function renew() {
     if (++renewals > 3) return fail("The chat is unavailable right now. Please try again later.");
     forget();
+    keepLog = true;
     await ensureStarted();
     saveOutbox();
   }
