@@ -4,9 +4,10 @@
 Sets up an organisation over the REST API (account, email verification, allowed origin, publishable
 key, a knowledge-base document), serves a "business website" from a second origin that embeds the
 widget with its one-line snippet, and drives headless Chromium through Playwright: open the chat,
-ask, watch the answer stream in with its citation, rate it, reload and find the conversation again,
-then the same over the HTTP fallback, and finally the /demo page. Run by scripts/e2e, which builds
-and starts the server; see there.
+ask, watch the answer stream in over the WebSocket with its citation, rate it (and find the rating in
+the organisation's analytics), reload and find the conversation again, cut the connection during the
+next answer, then an answer over the HTTP fallback (SSE), a page on an origin that is not allowed,
+and the /demo page. Run by scripts/e2e, which builds and starts the server; see there.
 """
 
 import argparse
