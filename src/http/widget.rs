@@ -209,7 +209,8 @@ mod tests {
 
     #[test]
     fn widget_stays_small() {
-        assert!(WIDGET_JS.len() < 32 * 1024, "{} bytes", WIDGET_JS.len());
+        // Served to every visitor of every embedding site: growth should be a decision.
+        assert!(WIDGET_JS.len() < 40 * 1024, "{} bytes", WIDGET_JS.len());
         assert!(!WIDGET_JS.contains("innerHTML"));
     }
 }
