@@ -29,6 +29,7 @@ pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
 pub mod users;
+pub mod widget;
 pub mod ws;
 
 use axum::extract::DefaultBodyLimit;
@@ -73,6 +74,7 @@ pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest(API_PREFIX, api)
         .merge(health::probe_router())
+        .merge(widget::router())
         .split_for_parts();
     openapi::add_problem_defaults(&mut document);
     (router, document)
