@@ -371,3 +371,95 @@ impl Db {
         })
     }
 }
+
+/// A chat session as its organisation lists it.
+#[derive(Debug, Clone, FromRow)]
+pub struct OrgChatSessionRow {
+    pub session_id: String,
+    pub visitor_id: Option<String>,
+    pub created_at: i64,
+    pub closed_at: Option<i64>,
+    pub messages: i64,
+}
+
+/// A rating with what was rated: the answer and the question it answered (absent for a rating of
+/// the whole session).
+#[derive(Debug, Clone, FromRow)]
+pub struct OrgFeedbackRow {
+    pub id: String,
+    pub session_id: String,
+    pub target: String,
+    pub rating: i64,
+    pub comment: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub answer: Option<String>,
+    pub question: Option<String>,
+}
+
+impl Db {
+    /// The organisation's chat sessions, newest first.
+    pub async fn org_chat_sessions_page(
+        &self,
+        org_id: &str,
+        cursor: Option<&PageCursor>,
+        limit: u32,
+    ) -> sqlx::Result<Vec<OrgChatSessionRow>> {
+        // Without a cursor every row is before "the end of time".
+        let (at, id) = cursor.cloned().unwrap_or((i64::MAX, String::new()));
+        sqlx::query_as(
+            "SELECT c.session_id, c.visitor_id, c.created_at, s.closed_at, \
+               (SELECT COUNT(*) FROM chat_messages m WHERE m.session_id = c.session_id) AS messages \
+             FROM chat_sessions c JOIN conversation_sessions s ON s.id = c.session_id \
+             WHERE c.org_id = $1 AND (c.created_at < $2 OR (c.created_at = $2 AND c.session_id < $3)) \
+             ORDER BY c.created_at DESC, c.session_id DESC LIMIT $4",
+        )
+        .bind(org_id)
+        .bind(at)
+        .bind(id)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Whether a chat session belongs to the organisation.
+    pub async fn org_has_chat_session(&self, org_id: &str, session_id: &str) -> sqlx::Result<bool> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT session_id FROM chat_sessions WHERE org_id = $1 AND session_id = $2",
+        )
+        .bind(org_id)
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// The organisation's feedback, newest first, optionally only `rating` (1 or -1).
+    pub async fn org_chat_feedback_page(
+        &self,
+        org_id: &str,
+        rating: Option<i64>,
+        cursor: Option<&PageCursor>,
+        limit: u32,
+    ) -> sqlx::Result<Vec<OrgFeedbackRow>> {
+        // Without a cursor every row is before "the end of time".
+        let (at, id) = cursor.cloned().unwrap_or((i64::MAX, String::new()));
+        sqlx::query_as(
+            "SELECT f.id, f.session_id, f.target, f.rating, f.comment, f.created_at, f.updated_at, \
+               a.content AS answer, u.content AS question \
+             FROM chat_feedback f \
+             LEFT JOIN chat_messages a ON a.id = f.target AND a.session_id = f.session_id \
+             LEFT JOIN chat_messages u ON u.id = a.in_reply_to \
+             WHERE f.org_id = $1 AND ($2 = 0 OR f.rating = $2) \
+               AND (f.created_at < $3 OR (f.created_at = $3 AND f.id < $4)) \
+             ORDER BY f.created_at DESC, f.id DESC LIMIT $5",
+        )
+        .bind(org_id)
+        .bind(rating.unwrap_or(0))
+        .bind(at)
+        .bind(id)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+    }
+}

@@ -282,6 +282,51 @@ async fn a_visitor_is_answered_from_the_knowledge_base_with_citations_or_told_it
         201
     );
 
+    // Owners and staff read the sessions, the transcript and the feedback with what was rated.
+    let orgs = format!("/orgs/{}/chat", shop.owner.org_id);
+    let owner = &shop.owner.access;
+    let sessions = app
+        .ok(Method::GET, &format!("{orgs}/sessions"), owner, None, 200)
+        .await;
+    assert_eq!(sessions["data"][0]["session_id"], visit.session_id.as_str());
+    assert_eq!(sessions["data"][0]["visitor_id"], "browser-1");
+    assert_eq!(sessions["data"][0]["messages"], 7);
+    assert!(sessions["data"][0]["closed_at"].is_string());
+    let transcript = app
+        .ok(
+            Method::GET,
+            &format!("{orgs}/sessions/{}/messages?limit=100", visit.session_id),
+            owner,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(transcript["data"].as_array().unwrap().len(), 7);
+    let down = app
+        .ok(
+            Method::GET,
+            &format!("{orgs}/feedback?rating=down"),
+            owner,
+            None,
+            200,
+        )
+        .await;
+    let down = down["data"].as_array().unwrap();
+    assert_eq!(down.len(), 2, "{down:?}");
+    let rated = down.iter().find(|f| f["comment"] == "too short").unwrap();
+    assert_eq!(rated["question"], QUESTION);
+    assert!(rated["answer"].as_str().unwrap().contains("7:45"));
+    let all = app
+        .ok(Method::GET, &format!("{orgs}/feedback"), owner, None, 200)
+        .await;
+    let whole = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rating"] == "up")
+        .unwrap();
+    assert!(whole["message_id"].is_null() && whole["answer"].is_null());
+
     // Analytics reflect all of it.
     let stats = app.analytics(&shop.owner).await;
     assert_eq!(

@@ -79,6 +79,18 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
         ),
         (Method::GET, "/audit-logs?org_id={b}", None),
         (Method::GET, "/orgs/{b}/analytics", None),
+        (Method::GET, "/orgs/{b}/chat/sessions", None),
+        (Method::GET, "/orgs/{b}/chat/feedback", None),
+        (
+            Method::GET,
+            "/orgs/{b}/chat/sessions/{b_chat}/messages",
+            None,
+        ),
+        (
+            Method::GET,
+            "/orgs/{a}/chat/sessions/{b_chat}/messages",
+            None,
+        ),
         // The library and the marketplace: B's content and packs.
         (Method::GET, "/content/{b_content}", None),
         (Method::DELETE, "/content/{b_content}", None),
@@ -128,6 +140,7 @@ struct OrgB {
     staff: Account,
     invitation_id: String,
     kb_id: String,
+    chat_id: String,
 }
 
 async fn org_b(app: &TestApp) -> OrgB {
@@ -159,7 +172,20 @@ async fn org_b(app: &TestApp) -> OrgB {
             201,
         )
         .await;
+    let key = app.api_key(&owner, "publishable").await;
+    let chat: Value = app
+        .client
+        .post(app.api("/chat/sessions"))
+        .header("x-api-key", key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     OrgB {
+        chat_id: chat["session_id"].as_str().unwrap().to_string(),
         content_id,
         pack_id: pack["id"].as_str().unwrap().to_string(),
         owner,
@@ -176,6 +202,7 @@ fn fill(template: &str, a: &Account, b: &OrgB) -> String {
         .replace("{b_content}", &b.content_id)
         .replace("{b_pack}", &b.pack_id)
         .replace("{b_kb}", &b.kb_id)
+        .replace("{b_chat}", &b.chat_id)
         .replace("{b}", &b.owner.org_id)
         .replace("{a}", &a.org_id)
 }
@@ -271,7 +298,10 @@ async fn other_tenants_resources_are_not_found_on_every_route() {
             200,
         )
         .await;
-    assert_eq!(keys["keys"], json!([]));
+    // Only B's own publishable key (for its chat session); no secret key planted by A.
+    let keys = keys["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0]["kind"], "publishable");
     let kb = app
         .ok(
             Method::GET,

@@ -2,6 +2,7 @@
 //! publishable key and then uses the session token it receives; the same session can be driven
 //! over the hub's WebSocket at the same time.
 
+pub mod review;
 pub mod visitor;
 
 use axum::extract::{Path, Query, State};
@@ -31,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(send_message, history))
         .routes(routes!(close))
         .routes(routes!(feedback))
+        .merge(review::router())
 }
 
 /// The chat session named in the path, for the visitor whose token was presented; any other
@@ -374,6 +376,24 @@ pub enum Rating {
     Down,
 }
 
+impl Rating {
+    /// As stored: 1 up, -1 down.
+    pub fn score(self) -> i64 {
+        match self {
+            Self::Up => 1,
+            Self::Down => -1,
+        }
+    }
+
+    pub fn from_score(score: i64) -> Self {
+        if score > 0 {
+            Self::Up
+        } else {
+            Self::Down
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackRequest {
@@ -448,17 +468,13 @@ async fn feedback(
             None => return Err(ApiError::not_found("message")),
         }
     }
-    let rating = match body.rating {
-        Rating::Up => 1,
-        Rating::Down => -1,
-    };
     let (row, write) = state
         .db
         .upsert_chat_feedback(
             &visitor.session_id,
             &visitor.org_id,
             body.message_id.as_deref().unwrap_or(""),
-            rating,
+            body.rating.score(),
             comment,
         )
         .await?;
@@ -472,11 +488,7 @@ async fn feedback(
             feedback_id: row.id,
             session_id: visitor.session_id,
             message_id: Some(row.target).filter(|t| !t.is_empty()),
-            rating: if row.rating > 0 {
-                Rating::Up
-            } else {
-                Rating::Down
-            },
+            rating: Rating::from_score(row.rating),
             comment: row.comment,
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),
