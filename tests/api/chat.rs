@@ -686,3 +686,42 @@ async fn abuse_limits_apply_per_session_per_visitor_address_and_per_key() {
         .unwrap();
     assert_eq!(other.status(), 201);
 }
+
+#[tokio::test]
+async fn a_suspended_organisations_widget_stops_at_once() {
+    let app = spawn_app().await;
+    let shop = shop(&app).await;
+    let (visit, _) = app.start_chat(&shop.key).await;
+    let ops = app.superuser().await;
+    app.ok(
+        Method::PATCH,
+        &format!("/orgs/{}", shop.owner.org_id),
+        &ops.access,
+        Some(json!({"status": "suspended"})),
+        200,
+    )
+    .await;
+    let start = app
+        .widget(Method::POST, "/chat/sessions", Some(&shop.key))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(start, 403, "ORG_SUSPENDED").await;
+    assert_problem(
+        app.ask(&visit, &shop.key, QUESTION).await,
+        403,
+        "ORG_SUSPENDED",
+    )
+    .await;
+    // Feedback may be sent with the session token alone; it is refused all the same.
+    let feedback = app
+        .client
+        .post(app.api(&format!("/chat/sessions/{}/feedback", visit.session_id)))
+        .header("x-session-token", &visit.token)
+        .json(&json!({"rating": "up"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(feedback, 403, "ORG_SUSPENDED").await;
+}

@@ -87,8 +87,16 @@ pub async fn authenticate(
         .chat_session_by_token(&digest)
         .await?
         .ok_or_else(invalid)?;
-    if key.as_ref().is_some_and(|k| k.org_id != session.org_id) {
-        return Err(invalid());
+    match &key {
+        Some(key) if key.org_id != session.org_id => return Err(invalid()),
+        Some(_) => {}
+        // Without a key (feedback), the organisation's standing is checked here instead.
+        None => {
+            let org = state.db.org(&session.org_id).await?.ok_or_else(invalid)?;
+            if org.status == "suspended" {
+                return Err(ApiError::org_suspended());
+            }
+        }
     }
     let now = now_ms();
     if session.token_expires_at <= now {
