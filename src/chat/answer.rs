@@ -22,6 +22,44 @@ pub struct Grounding {
     pub citations: Vec<Citation>,
     /// True when the answer is drawn from retrieved passages; false for the fallback.
     pub grounded: bool,
+    /// The organisation's fallback answer, which the model is told to give when the passages do
+    /// not answer the question.
+    pub fallback_answer: String,
+}
+
+impl Grounding {
+    /// The sources of the finished `answer`: none when the model gave the fallback; when it marked
+    /// sources with `[n]`, only those; otherwise every passage it was given.
+    pub fn settle(&self, answer: &str) -> Grounding {
+        let mut settled = self.clone();
+        if !self.grounded {
+            return settled;
+        }
+        if normalise(answer) == normalise(&self.fallback_answer) {
+            settled.grounded = false;
+            settled.citations.clear();
+            return settled;
+        }
+        let cited: Vec<&Citation> = self
+            .citations
+            .iter()
+            .filter(|c| answer.contains(&format!("[{}]", c.position)))
+            .collect();
+        if !cited.is_empty() {
+            settled.citations = cited.into_iter().cloned().collect();
+        }
+        settled
+    }
+}
+
+/// Text compared loosely: case, surrounding quotes and whitespace do not matter.
+fn normalise(text: &str) -> String {
+    text.trim()
+        .trim_matches(|c: char| c == '"' || c == '“' || c == '”')
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 pub struct PreparedAnswer {
@@ -90,13 +128,17 @@ impl Responder {
         if context.is_empty() {
             return Ok(PreparedAnswer {
                 stream: fixed_text(config.fallback_answer.clone()),
-                grounding: Grounding::default(),
+                grounding: Grounding {
+                    fallback_answer: config.fallback_answer.clone(),
+                    ..Grounding::default()
+                },
                 context,
             });
         }
         let grounding = Grounding {
             citations: citations_of(&context),
             grounded: true,
+            fallback_answer: config.fallback_answer.clone(),
         };
         let request = compose(config, question, history, &context);
         let stream = self.llm.stream(request, cancel).await?;
@@ -212,6 +254,38 @@ fn passage_bodies(text: &str, count: usize) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::rag::context::{ChunkRange, Citation as ContextCitation};
+
+    fn cite(position: u32, title: &str) -> Citation {
+        Citation {
+            kb_id: format!("kb{position}"),
+            title: title.into(),
+            position,
+        }
+    }
+
+    #[test]
+    fn a_finished_answer_keeps_only_the_sources_it_marked() {
+        let given = Grounding {
+            citations: vec![cite(1, "Hours"), cite(2, "Prices"), cite(3, "Menu")],
+            grounded: true,
+            fallback_answer: "Please call us.".into(),
+        };
+        let marked = given.settle("We open at nine [1]; coffee is two euros [3].");
+        assert_eq!(
+            marked
+                .citations
+                .iter()
+                .map(|c| c.position)
+                .collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert!(marked.grounded);
+        // Unmarked answers keep every passage they were given.
+        assert_eq!(given.settle("We open at nine.").citations.len(), 3);
+        // The model saying the fallback is not an answer from the knowledge base.
+        let fallback = given.settle("  \"please call US.\" ");
+        assert!(!fallback.grounded && fallback.citations.is_empty());
+    }
 
     #[test]
     fn passage_bodies_follow_the_numbered_headers() {

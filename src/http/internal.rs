@@ -571,11 +571,23 @@ async fn generate(
             AnswerError::Storage(e) => ApiError::internal(e),
             AnswerError::Llm(e) => upstream(e),
         })?;
-    let grounded = answer.grounding.grounded;
-    let citations = ContextResponse::from(answer.context).citations;
+    let asked_model = answer.grounding.grounded;
     let completion = collect_completion(answer.stream).await.map_err(upstream)?;
+    // Only the sources the reply used, and none when the model said the fallback.
+    let settled = answer.grounding.settle(&completion.text);
+    let grounded = settled.grounded;
+    let citations = ContextResponse::from(answer.context)
+        .citations
+        .into_iter()
+        .filter(|c| {
+            settled
+                .citations
+                .iter()
+                .any(|s| s.position as usize == c.number)
+        })
+        .collect();
     let llm = state.responder.llm();
-    let (provider, model) = if grounded {
+    let (provider, model) = if asked_model {
         (llm.id().to_string(), llm.model().to_string())
     } else {
         ("fallback".to_string(), "none".to_string())

@@ -709,7 +709,12 @@ impl SessionActor {
                 let message_id = turn.message_id.clone();
                 self.emit(SessionFrame::Token { message_id, delta }).await;
             }
-            TurnEvent::Finished => self.finish_turn(false, None).await,
+            TurnEvent::Finished => {
+                if let Some(grounding) = turn.grounding.as_mut() {
+                    *grounding = grounding.settle(&turn.text);
+                }
+                self.finish_turn(false, None).await
+            }
             TurnEvent::Failed(error) => match *error {
                 LlmError::Cancelled => self.finish_turn(true, None).await,
                 error => self.finish_turn(true, Some(error)).await,

@@ -725,3 +725,78 @@ async fn a_suspended_organisations_widget_stops_at_once() {
         .unwrap();
     assert_problem(feedback, 403, "ORG_SUSPENDED").await;
 }
+
+#[tokio::test]
+async fn with_a_model_answers_keep_the_sources_they_cite_and_a_fallback_reply_counts_as_unanswered()
+{
+    // The model cites its passage when asked about weekdays, and otherwise says the fallback, as
+    // its instructions tell it to when the passages do not answer.
+    let (base_url, requests) = crate::upstream::spawn_scripted(|body| {
+        let question = body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        if question.contains("weekdays") {
+            "We open at 7:45 on weekdays [1].".to_string()
+        } else {
+            FALLBACK.to_string()
+        }
+    })
+    .await;
+    let app = spawn_app_with(move |s| {
+        s.llm.base_url = Some(base_url);
+        s.llm.model = "mock".into();
+    })
+    .await;
+    let shop = shop(&app).await;
+    let (visit, _) = app.start_chat(&shop.key).await;
+
+    let cited: Value = app
+        .ask(&visit, &shop.key, QUESTION)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cited["content"], "We open at 7:45 on weekdays [1].");
+    assert_eq!(cited["grounded"], true);
+    assert_eq!(cited["citations"].as_array().unwrap().len(), 1);
+    assert_eq!(cited["citations"][0]["title"], "Opening hours");
+
+    let kitchen = "When does the kitchen close?";
+    let declined: Value = app
+        .ask(&visit, &shop.key, kitchen)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(declined["content"], FALLBACK);
+    assert_eq!(declined["grounded"], false, "{declined}");
+    assert_eq!(declined["citations"], json!([]));
+
+    // The model was given the organisation's instructions, the passages and the conversation so far.
+    let requests = requests.lock().unwrap().clone();
+    let last = requests.last().unwrap();
+    let messages = last["messages"].as_array().unwrap();
+    let system = messages[0]["content"].as_str().unwrap();
+    assert!(system.contains("kitchen closes at 15:00"), "{system}");
+    assert!(system.contains(FALLBACK));
+    let transcript: Vec<&str> = messages[1..]
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        transcript,
+        vec![
+            "Welcome to the Harbour Café!",
+            QUESTION,
+            "We open at 7:45 on weekdays [1].",
+            kitchen
+        ]
+    );
+    let stats = app.analytics(&shop.owner).await;
+    assert_eq!(stats["answers"]["answered"], 1);
+    assert_eq!(stats["answers"]["fallback"], 1);
+    assert_eq!(stats["top_unanswered_questions"][0]["question"], kitchen);
+}

@@ -73,3 +73,40 @@ pub async fn spawn_sized(chunks: usize, pace: Duration, padding: usize) -> Upstr
         requests,
     }
 }
+
+/// A model that answers each request with `answer(request body)`, word by word, and keeps the
+/// request bodies it received.
+pub async fn spawn_scripted(
+    answer: impl Fn(&serde_json::Value) -> String + Send + Sync + 'static,
+) -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let answer = Arc::new(answer);
+    let kept = seen.clone();
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let text = answer(&body);
+            kept.lock().unwrap().push(body);
+            async move {
+                let mut events: Vec<String> = text
+                    .split_inclusive(' ')
+                    .map(|word| {
+                        serde_json::json!({
+                            "id": "c1", "object": "chat.completion.chunk", "model": "mock",
+                            "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": null}]
+                        })
+                        .to_string()
+                    })
+                    .collect();
+                events.push("[DONE]".into());
+                Sse::new(futures::stream::iter(events.into_iter().map(|data| {
+                    Ok::<_, std::convert::Infallible>(Event::default().data(data))
+                })))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/v1"), seen)
+}
