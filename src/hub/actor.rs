@@ -286,6 +286,10 @@ impl SessionActor {
         self.hub.flush_frames().await;
         let node = self.hub.inner.node_id.clone();
         let _ = self.hub.db().release_session_lease(&self.id, &node).await;
+        if self.announce_until > crate::storage::now_ms() {
+            // Followers on other nodes let their clients resume wherever the session runs next.
+            super::cluster::announce_moved(&self.hub, &self.id).await;
+        }
     }
 
     fn generating(&self) -> bool {

@@ -53,7 +53,12 @@ struct Envelope {
 #[serde(rename_all = "snake_case")]
 enum RemoteResult {
     Ok(serde_json::Value),
-    Err { code: ErrorCode, message: String },
+    Err {
+        code: ErrorCode,
+        message: String,
+    },
+    /// The session does not run on the asked node (any more).
+    Moved,
 }
 
 /// A session's state as answered across nodes.
@@ -78,13 +83,14 @@ pub struct Cluster {
     pending: DashMap<String, oneshot::Sender<RemoteResult>>,
 }
 
-/// Forwards `op` for `session_id` to `node` and waits for its answer.
+/// Forwards `op` for `session_id` to `node` and waits for its answer: the outer error says the
+/// node did not answer or no longer runs the session, the inner one that it refused the command.
 pub async fn request(
     hub: &Hub,
     node: &str,
     session_id: &str,
     op: RemoteOp,
-) -> Result<serde_json::Value, HubError> {
+) -> Result<Result<serde_json::Value, HubError>, HubError> {
     let cluster =
         hub.inner.cluster.as_ref().ok_or_else(|| {
             HubError::new(ErrorCode::Busy, "this session is live on another server")
@@ -105,9 +111,16 @@ pub async fn request(
         cluster.pending.remove(&request_id);
         return Err(error.into());
     }
+    let moved = || {
+        HubError::new(
+            ErrorCode::Busy,
+            "the session is moving between servers; retry",
+        )
+    };
     match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
-        Ok(Ok(RemoteResult::Ok(value))) => Ok(value),
-        Ok(Ok(RemoteResult::Err { code, message })) => Err(HubError::new(code, message)),
+        Ok(Ok(RemoteResult::Ok(value))) => Ok(Ok(value)),
+        Ok(Ok(RemoteResult::Err { code, message })) => Ok(Err(HubError::new(code, message))),
+        Ok(Ok(RemoteResult::Moved)) => Err(moved()),
         _ => {
             cluster.pending.remove(&request_id);
             Err(HubError::new(
@@ -115,6 +128,14 @@ pub async fn request(
                 "the server running this session did not answer; retry",
             ))
         }
+    }
+}
+
+/// Tells followers on other nodes that the session no longer runs here (`seq` -1).
+pub(super) async fn announce_moved(hub: &Hub, session_id: &str) {
+    let payload = format!("{session_id} -1");
+    if let Err(error) = hub.db().notify(FRAMES_CHANNEL, &payload).await {
+        tracing::warn!(%session_id, %error, "followers not told the session moved");
     }
 }
 
@@ -235,11 +256,14 @@ async fn execute(hub: Hub, command_id: String) {
         tracing::warn!("unreadable forwarded command");
         return;
     };
-    let result = match run(&hub, &command.from_node, &command.session_id, envelope.op).await {
-        Ok(value) => RemoteResult::Ok(value),
-        Err(error) => RemoteResult::Err {
-            code: error.code,
-            message: error.message,
+    let result = match hub.local_handle(&command.session_id).await {
+        Err(_) => RemoteResult::Moved,
+        Ok(tx) => match run(tx, &command.from_node, envelope.op).await {
+            Ok(value) => RemoteResult::Ok(value),
+            Err(error) => RemoteResult::Err {
+                code: error.code,
+                message: error.message,
+            },
         },
     };
     let mut json = serde_json::to_string(&result).unwrap_or_default();
@@ -256,14 +280,12 @@ async fn execute(hub: Hub, command_id: String) {
     }
 }
 
+/// Runs a forwarded command on the session's actor here (never forwarded again).
 async fn run(
-    hub: &Hub,
+    tx: tokio::sync::mpsc::Sender<Command>,
     from_node: &str,
-    session_id: &str,
     op: RemoteOp,
 ) -> Result<serde_json::Value, HubError> {
-    // Only the node running the session answers; it never forwards again.
-    let tx = hub.local_handle(session_id).await?;
     let ask = |command: Command| {
         let tx = tx.clone();
         async move {

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::actor::{
     AttachMode, AttachRequest, Attached, Command, CompleteStarted, MessageRequest, Snapshot,
     Subscriber,
 };
 use super::cluster::{self, RemoteCompleteStarted, RemoteOp, RemoteSnapshot};
-use super::frames::ErrorCode;
+use super::frames::{ConnectionFrame, ErrorCode};
 use super::{Hub, HubError, Owner};
 use crate::storage::conversations::SessionRow;
 
@@ -31,6 +32,26 @@ pub struct RemoteSession {
     /// Highest `seq` fanned out to the subscribers here.
     delivered: i64,
     me: mpsc::Sender<Command>,
+    /// Cancelled when the running node stopped answering or said the session left it.
+    moved: CancellationToken,
+}
+
+/// Forwards `op`; when the running node does not answer, this follower ends so the next request
+/// finds where the session runs now.
+async fn forward(
+    hub: &Hub,
+    node: &str,
+    session_id: &str,
+    moved: &CancellationToken,
+    op: RemoteOp,
+) -> Result<serde_json::Value, HubError> {
+    match cluster::request(hub, node, session_id, op).await {
+        Ok(answer) => answer,
+        Err(unreachable) => {
+            moved.cancel();
+            Err(unreachable)
+        }
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, HubError> {
@@ -48,6 +69,7 @@ impl RemoteSession {
             subscribers: Vec::new(),
             delivered: 0,
             me,
+            moved: CancellationToken::new(),
         }
     }
 
@@ -69,14 +91,23 @@ impl RemoteSession {
                 }
                 () = tokio::time::sleep(idle_evict), if idle => break,
                 () = draining.cancelled() => break,
+                () = self.moved.cancelled() => break,
             }
         }
         rx.close();
         self.hub.forget(&self.id, &self.me);
         self.hub.inner.remote.remove(&*self.id);
-        // Connections still here reconnect and resume wherever the session now runs.
+        // Connections still here reconnect and resume wherever the session now runs (protocol §7);
+        // REST requests following an answer see their stream end.
+        let reconnect: Arc<str> = ConnectionFrame::Reconnect {
+            after_ms: self.hub.settings().reconnect_after_ms,
+        }
+        .encode()
+        .into();
         for subscriber in &self.subscribers {
-            subscriber.kicked.cancel();
+            if subscriber.tx.try_send(reconnect.clone()).is_err() {
+                subscriber.kicked.cancel();
+            }
         }
     }
 
@@ -102,7 +133,7 @@ impl RemoteSession {
     }
 
     async fn forward(&self, op: RemoteOp) -> Result<serde_json::Value, HubError> {
-        cluster::request(&self.hub, &self.node, &self.id, op).await
+        forward(&self.hub, &self.node, &self.id, &self.moved, op).await
     }
 
     fn owned_by(&self, owner: &Owner) -> bool {
@@ -122,6 +153,7 @@ impl RemoteSession {
             Command::Detach { subscriber_id } => {
                 self.subscribers.retain(|s| s.id != subscriber_id);
             }
+            Command::RemoteFrames { upto } if upto < 0 => self.moved.cancel(),
             Command::RemoteFrames { upto } => self.deliver_upto(upto).await,
             Command::Message(request) => {
                 let MessageRequest {
@@ -137,9 +169,9 @@ impl RemoteSession {
             }
             Command::Cancel => {
                 let hub = self.hub.clone();
-                let (node, id) = (self.node.clone(), self.id.clone());
+                let (node, id, moved) = (self.node.clone(), self.id.clone(), self.moved.clone());
                 tokio::spawn(async move {
-                    let _ = cluster::request(&hub, &node, &id, RemoteOp::Cancel).await;
+                    let _ = forward(&hub, &node, &id, &moved, RemoteOp::Cancel).await;
                 });
             }
             Command::Complete { confirm, reply } => {
@@ -156,9 +188,9 @@ impl RemoteSession {
             }
             Command::Snapshot { reply } => {
                 let hub = self.hub.clone();
-                let (node, id) = (self.node.clone(), self.id.clone());
+                let (node, id, moved) = (self.node.clone(), self.id.clone(), self.moved.clone());
                 tokio::spawn(async move {
-                    let answer = cluster::request(&hub, &node, &id, RemoteOp::Snapshot).await;
+                    let answer = forward(&hub, &node, &id, &moved, RemoteOp::Snapshot).await;
                     if let Ok(snapshot) = answer.and_then(decode::<RemoteSnapshot>) {
                         let _ = reply.send(Snapshot {
                             state: snapshot.state,
@@ -186,9 +218,9 @@ impl RemoteSession {
         read: impl FnOnce(serde_json::Value) -> Result<T, HubError> + Send + 'static,
     ) {
         let hub = self.hub.clone();
-        let (node, id) = (self.node.clone(), self.id.clone());
+        let (node, id, moved) = (self.node.clone(), self.id.clone(), self.moved.clone());
         tokio::spawn(async move {
-            let answer = cluster::request(&hub, &node, &id, op).await.and_then(read);
+            let answer = forward(&hub, &node, &id, &moved, op).await.and_then(read);
             let _ = reply.send(answer);
         });
     }

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::chat::{shop, OFF_TOPIC, QUESTION, SITE};
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, TestApp};
 use crate::ws_client::Client;
 
 #[tokio::test]
@@ -84,4 +84,54 @@ async fn a_chat_session_is_served_by_every_node_while_one_runs_it() {
         .await
         .unwrap();
     assert_eq!(history["data"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn when_the_running_node_stops_its_followers_resume_the_session_elsewhere() {
+    let mut node_a = spawn_app().await;
+    if node_a.backend() != "postgres" {
+        return;
+    }
+    let node_b = node_a.second_node(|_| {}).await;
+    let shop = shop(&node_a).await;
+    let (visit, _) = node_a.start_chat(&shop.key).await;
+    let credential = format!("rapport.key.{}.{}", shop.key, visit.token);
+    let mut on_a = visitor_socket(&node_a, &credential).await;
+    on_a.send(json!({"type": "session.resume", "session_id": visit.session_id, "last_seq": 0}))
+        .await;
+    on_a.until("message.done").await;
+    let mut on_b = visitor_socket(&node_b, &credential).await;
+    on_b.send(json!({"type": "session.resume", "session_id": visit.session_id, "last_seq": 0}))
+        .await;
+    on_b.until("message.done").await;
+    on_b.say(QUESTION, "before").await;
+    let seen = on_b.last_seq;
+
+    // Node A drains: the follower on B hears the session left A and tells its client to reconnect.
+    drop(on_a);
+    node_a.stop().await.unwrap();
+    let told = on_b.recv().await;
+    assert_eq!(told["type"], "reconnect", "{told}");
+
+    // The client resumes on B, which now runs the session from its checkpoint, with every frame.
+    let mut again = visitor_socket(&node_b, &credential).await;
+    again
+        .send(json!({"type": "session.resume", "session_id": visit.session_id, "last_seq": seen}))
+        .await;
+    let attached = again.recv().await;
+    assert_eq!(attached["resumed"], true, "{attached}");
+    assert_eq!(attached["last_seq"], seen);
+    again.last_seq = seen;
+    let frames = again.say(OFF_TOPIC, "after").await;
+    assert_eq!(frames[0]["type"], "ack");
+    assert_eq!(frames.last().unwrap()["citations"], json!([]));
+}
+
+async fn visitor_socket(node: &TestApp, credential: &str) -> Client {
+    let credential = credential.to_string();
+    let mut client = Client::try_connect_from(node, std::slice::from_ref(&credential), Some(SITE))
+        .await
+        .unwrap();
+    assert_eq!(client.recv().await["type"], "auth.ok");
+    client
 }
