@@ -15,10 +15,11 @@ use utoipa_axum::routes;
 pub const WIDGET_JS: &str = include_str!("widget/widget.js");
 pub const DEMO_HTML: &str = include_str!("widget/demo.html");
 
-/// Strong validator of the script, so browsers revalidate cheaply once `max-age` has passed.
+/// Validator of the script, so browsers revalidate cheaply once `max-age` has passed. Weak, because
+/// the gzipped and the plain bytes share it.
 static WIDGET_ETAG: LazyLock<String> = LazyLock::new(|| {
     let digest = Sha256::digest(WIDGET_JS.as_bytes());
-    format!("\"{}\"", hex::encode(&digest[..16]))
+    format!("W/\"{}\"", hex::encode(&digest[..16]))
 });
 
 /// The demo page's policy: its own inline script (by hash) and the widget from this server; the
