@@ -1038,6 +1038,42 @@ async fn http_visitor(ctx: &Ctx, index: usize, plan: &[Question], s: &mut Sample
 // ---------------------------------------------------------------------------------------------
 // Runs.
 
+/// The server's "slow statement" warnings so far (sqlx logs every statement over 1 s): the
+/// statement's summary and how long it took.
+fn slow_statements(server: &Server) -> Vec<(String, f64)> {
+    let log = std::fs::read_to_string(server.dir.join("server.log")).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .map(|v| {
+            if v.get("fields").is_some() {
+                v["fields"].clone()
+            } else {
+                v
+            }
+        })
+        .filter(|f| {
+            f["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("slow statement"))
+        })
+        .map(|f| {
+            (
+                f["summary"].as_str().unwrap_or_default().to_string(),
+                f["elapsed_secs"].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect()
+}
+
+fn slow_summary(slow: &[(String, f64)]) -> Value {
+    let mut by_statement: BTreeMap<&str, u64> = BTreeMap::new();
+    for (summary, _) in slow {
+        *by_statement.entry(summary.as_str()).or_default() += 1;
+    }
+    let max = slow.iter().map(|(_, s)| *s).fold(0.0, f64::max);
+    json!({"count": slow.len(), "max_s": common::round3(max), "by_statement": by_statement})
+}
+
 #[derive(Debug, Serialize)]
 struct Latencies {
     session_create: common::Dist,
@@ -1201,6 +1237,7 @@ async fn run_level(
         .map(|i| plan(i, level, args.questions, docs, off))
         .collect();
     let rss_before = common::rss_kib(server.pid).unwrap_or(0);
+    let slow_before = slow_statements(server).len();
     let me0 = ProcSample::me();
     let server0 = ProcSample::of(server.pid);
     let busy0 = common::machine_busy_s();
@@ -1246,6 +1283,10 @@ async fn run_level(
     let server_cost = common::cost(server.pid, server0, wall);
     let machine_load = common::machine_load(busy0, wall, &[&server_cost, &generator]);
     let rss_after = common::rss_kib(server.pid).unwrap_or(0);
+    let slow: Vec<(String, f64)> = slow_statements(server)
+        .into_iter()
+        .skip(slow_before)
+        .collect();
     let secs = wall.as_secs_f64();
     let latency = Latencies {
         session_create: dist_ms(&mut all.create_us),
@@ -1263,27 +1304,22 @@ async fn run_level(
         done_unanswerable: dist_ms(&mut all.done_off_us),
     };
     let rss_growth = rss_after as i64 - rss_before as i64;
+    let show = |d: &common::Dist| format!("{:.1}/{:.1}/{:.1}/{:.1}", d.p50, d.p95, d.p99, d.max);
     println!(
-        "chat {:?} v={visitors}: {} answers in {secs:.1} s ({:.1}/s); session create p50/p99 {:.1}/{:.1} ms; \
-         ack p50/p99 {:.1}/{:.1}; started {:.1}/{:.1}; first token {:.1}/{:.1} (max {:.1}); done {:.1}/{:.1} (max {:.1}) ms; \
+        "chat {:?} v={visitors}: {} answers in {secs:.1} s ({:.1}/s), server {:.2} ms CPU per answer; \
+         p50/p95/p99/max ms: session create {}, ack {}, started {}, first token {}, done {}; \
          answerable: grounded {}/{}, right document {}, fact quoted {}; unanswerable: fallback {}/{}; \
          frames {}, seq gaps {}, duplicates {}, content mismatches {}; visitors failed {}; errors {:?}; \
-         server {:.2} cores, RSS {} → {} KiB; generator {:.2} cores; other processes {} cores",
+         statements over 1 s {}; server {:.2} cores, RSS {} → {} KiB; generator {:.2} cores; other processes {} cores",
         args.transport,
         all.answers,
         all.answers as f64 / secs,
-        latency.session_create.p50,
-        latency.session_create.p99,
-        latency.ack.p50,
-        latency.ack.p99,
-        latency.message_started.p50,
-        latency.message_started.p99,
-        latency.first_token.p50,
-        latency.first_token.p99,
-        latency.first_token.max,
-        latency.done.p50,
-        latency.done.p99,
-        latency.done.max,
+        server_cost.cpu_s * 1000.0 / all.answers.max(1) as f64,
+        show(&latency.session_create),
+        show(&latency.ack),
+        show(&latency.message_started),
+        show(&latency.first_token),
+        show(&latency.done),
         all.on_grounded,
         all.on_answered,
         all.on_right_doc,
@@ -1296,6 +1332,7 @@ async fn run_level(
         all.content_mismatches,
         all.visitors_failed,
         all.errors,
+        slow.len(),
         server_cost.cores,
         rss_before,
         rss_after,
@@ -1335,6 +1372,12 @@ async fn run_level(
         "cancelled_answers": all.cancelled,
         "errors_by_code": all.errors,
         "first_errors": all.first_errors,
+        "server_cpu_ms_per_answer": if all.answers > 0 {
+            common::round3(server_cost.cpu_s * 1000.0 / all.answers as f64)
+        } else {
+            0.0
+        },
+        "server_slow_statements": slow_summary(&slow),
         "server": server_cost,
         "server_rss_kib_before": rss_before,
         "server_rss_kib_after": rss_after,
