@@ -297,6 +297,23 @@ pub fn client_config() -> WebSocketConfig {
 /// Opens a socket from `source` and performs the upgrade with the bearer credential in the
 /// `Sec-WebSocket-Protocol` header. Returns the socket (before reading `auth.ok`).
 pub async fn connect(server: SocketAddr, source: IpAddr, token: &str) -> Result<Ws> {
+    connect_with(
+        server,
+        source,
+        &format!("rapport.v1, rapport.bearer.{token}"),
+        None,
+    )
+    .await
+}
+
+/// Opens a socket from `source` and performs the upgrade offering `protocols` (the whole
+/// `Sec-WebSocket-Protocol` value), with a browser `Origin` header when given.
+pub async fn connect_with(
+    server: SocketAddr,
+    source: IpAddr,
+    protocols: &str,
+    origin: Option<&str>,
+) -> Result<Ws> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source, 0))?;
     let stream = tokio::time::timeout(Duration::from_secs(15), socket.connect(server))
@@ -304,10 +321,12 @@ pub async fn connect(server: SocketAddr, source: IpAddr, token: &str) -> Result<
         .map_err(|_| anyhow!("tcp connect timed out"))??;
     stream.set_nodelay(true)?;
     let mut request = format!("ws://{server}/api/v1/ws").into_client_request()?;
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        format!("rapport.v1, rapport.bearer.{token}").parse()?,
-    );
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocols.parse()?);
+    if let Some(origin) = origin {
+        request.headers_mut().insert("origin", origin.parse()?);
+    }
     let (ws, _response) = tokio::time::timeout(
         Duration::from_secs(15),
         tokio_tungstenite::client_async_with_config(request, stream, Some(client_config())),
@@ -389,6 +408,7 @@ pub struct Dist {
     pub count: usize,
     pub p50: f64,
     pub p90: f64,
+    pub p95: f64,
     pub p99: f64,
     pub p999: f64,
     pub max: f64,
@@ -410,6 +430,7 @@ pub fn dist_ms(samples: &mut [u64]) -> Dist {
         count: samples.len(),
         p50: at(0.50),
         p90: at(0.90),
+        p95: at(0.95),
         p99: at(0.99),
         p999: at(0.999),
         max: round3(samples[samples.len() - 1] as f64 / 1000.0),

@@ -1,5 +1,6 @@
 //! `rapport-load`: load generator for the Rapport WebSocket hub. See `load-tests/README.md`.
 
+mod chat;
 mod common;
 mod flow;
 mod idle;
@@ -32,6 +33,8 @@ enum Command {
     Flow(flow::FlowArgs),
     /// All clients drop at once and resume: zero lost or duplicated frames, time to resume.
     Storm(storm::StormArgs),
+    /// The chat widget end to end: session, WebSocket or SSE answers from a knowledge base.
+    Chat(chat::ChatArgs),
     /// Serve the OpenAI-compatible mock upstream alone.
     Mock {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -54,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Stream(args) => stream::run(args).await,
         Command::Flow(args) => flow::run(args).await,
         Command::Storm(args) => storm::run(args).await,
+        Command::Chat(args) => chat::run(args).await,
         Command::Mock {
             addr,
             chunks,
