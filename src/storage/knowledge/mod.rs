@@ -765,8 +765,26 @@ async fn cancel_jobs(tx: &mut Transaction<'_, Any>, kb_id: &str) -> sqlx::Result
     .map(|_| ())
 }
 
-/// Lower-cased alphanumeric words of a query, deduplicated, at most 32: safe to splice into a
-/// full-text query of either dialect (no operators, quotes or punctuation survive).
+/// English function words, left out of full-text queries. PostgreSQL's `english` configuration
+/// drops them itself; SQLite's FTS5 has no stop words, and since the query ORs its terms, a chunk
+/// sharing only "do", "you" or "for" with a question would otherwise rank first and pass as
+/// relevant.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "above", "after", "again", "all", "am", "an", "and", "any", "are", "as", "at",
+    "be", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could",
+    "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had",
+    "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in",
+    "into", "is", "it", "its", "just", "me", "more", "most", "my", "no", "nor", "not", "now", "of",
+    "off", "on", "once", "only", "or", "other", "our", "ours", "out", "over", "own", "s", "same",
+    "she", "should", "so", "some", "such", "t", "than", "that", "the", "their", "theirs", "them",
+    "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until",
+    "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom",
+    "why", "will", "with", "would", "you", "your", "yours",
+];
+
+/// Lower-cased alphanumeric words of a query, without English function words, deduplicated, at
+/// most 32: safe to splice into a full-text query of either dialect (no operators, quotes or
+/// punctuation survive).
 pub fn search_terms(query: &str) -> Vec<String> {
     let mut terms: Vec<String> = Vec::new();
     for word in query
@@ -774,6 +792,9 @@ pub fn search_terms(query: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
     {
         let word = word.to_lowercase();
+        if STOP_WORDS.contains(&word.as_str()) {
+            continue;
+        }
         if !terms.contains(&word) {
             terms.push(word);
         }
@@ -799,9 +820,18 @@ mod tests {
     #[test]
     fn search_terms_strip_operators() {
         assert_eq!(
-            search_terms("What's \"NEAR\" (a OR b)* -c: é?"),
-            vec!["what", "s", "near", "a", "or", "b", "c", "é"]
+            search_terms("What's \"NEAR\" (x OR b)* -c: é?"),
+            vec!["near", "x", "b", "c", "é"]
         );
         assert!(search_terms("!!! ???").is_empty());
+    }
+
+    #[test]
+    fn search_terms_leave_out_function_words() {
+        assert_eq!(
+            search_terms("Do you offer piano lessons for children?"),
+            vec!["offer", "piano", "lessons", "children"]
+        );
+        assert!(search_terms("What is it for?").is_empty());
     }
 }
