@@ -518,6 +518,9 @@ impl SessionActor {
         let _ = reply.send(Ok(false));
 
         let message_id: Arc<str> = crate::storage::new_id().into();
+        if self.kind == "chat" {
+            self.record_chat_question(&message_id, &content).await;
+        }
         self.emit(SessionFrame::MessageDone {
             message_id: message_id.clone(),
             role: "user",
@@ -730,6 +733,10 @@ impl SessionActor {
         let Some(turn) = self.turn.take() else {
             return;
         };
+        // Stored before it is announced: whoever sees `message.done` finds it in the transcript.
+        if self.kind == "chat" {
+            self.record_chat_answer(&turn).await;
+        }
         let citations = turn.grounding.as_ref().map(|g| g.citations.clone());
         self.emit(SessionFrame::MessageDone {
             message_id: turn.message_id.clone(),
@@ -740,9 +747,6 @@ impl SessionActor {
             citations,
         })
         .await;
-        if self.kind == "chat" {
-            self.record_chat_answer(&turn).await;
-        }
         if let Some(error) = error {
             let code = if error.code() == "upstream_timeout" {
                 ErrorCode::UpstreamTimeout

@@ -173,7 +173,7 @@ impl Knowledge {
 /// found (no vector yet, e.g. during a model change) passes when it ranks first there.
 pub fn is_relevant(hit: &SearchHit, min_score: f32) -> bool {
     match hit.similarity {
-        Some(similarity) => similarity >= min_score || hit.text_rank == Some(1),
+        Some(similarity) => similarity >= min_score,
         None => hit.text_rank == Some(1),
     }
 }

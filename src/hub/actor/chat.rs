@@ -51,23 +51,17 @@ impl SessionActor {
         Ok(())
     }
 
-    /// Stores the visitor's message and starts the answer: retrieval and the model call run beside
-    /// the actor, which streams the opened answer like any other.
-    pub(super) async fn answer_chat(
-        &mut self,
-        question: String,
-        question_id: Arc<str>,
-        client_message_id: String,
-    ) {
+    /// Keeps the visitor's message in the transcript (before it is announced).
+    pub(super) async fn record_chat_question(&self, question_id: &str, question: &str) {
         let stored = self
             .hub
             .db()
             .insert_chat_message(NewChatMessage {
-                id: &question_id,
+                id: question_id,
                 session_id: &self.id,
                 org_id: &self.org_id,
                 role: "user",
-                content: &question,
+                content: question,
                 citations: "[]",
                 grounded: None,
                 in_reply_to: None,
@@ -76,6 +70,16 @@ impl SessionActor {
         if let Err(error) = stored {
             tracing::error!(session_id = %self.id, %error, "visitor message not stored");
         }
+    }
+
+    /// Starts the answer: retrieval and the model call run beside the actor, which streams the
+    /// opened answer like any other.
+    pub(super) async fn answer_chat(
+        &mut self,
+        question: String,
+        question_id: Arc<str>,
+        client_message_id: String,
+    ) {
         let cancel = self
             .begin_turn(Some(client_message_id), Some(question_id.clone()))
             .await;
