@@ -173,7 +173,7 @@ fn citations_of(context: &BuiltContext<String>) -> Vec<Citation> {
 }
 
 /// Transcript turns given to the model besides the question (each side of the last few exchanges).
-const HISTORY_MESSAGES: usize = 10;
+pub const HISTORY_MESSAGES: usize = 10;
 
 /// The model request: instructions and passages, the recent transcript, then the question.
 pub fn compose(

@@ -8,8 +8,8 @@ use crate::hub::frames::{ErrorCode, SessionFrame};
 use crate::hub::HubError;
 use crate::storage::chat::NewChatMessage;
 
-/// Transcript messages loaded to give an answer its history.
-const HISTORY_MESSAGES: u32 = 11;
+/// Transcript messages loaded to give an answer its history: the question itself is among them.
+const HISTORY_MESSAGES: u32 = crate::chat::answer::HISTORY_MESSAGES as u32 + 1;
 
 impl SessionActor {
     /// The greeting, stored when the session was created, as the session's first frame.
