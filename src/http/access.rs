@@ -24,3 +24,17 @@ impl Principal {
         }
     }
 }
+
+/// The organisation, for one of its owners or staff: other tenants get 404, other roles 403.
+pub async fn employees_org(
+    state: &crate::state::AppState,
+    principal: &Principal,
+    org_id: &str,
+) -> Result<crate::storage::orgs::OrgRow, ApiError> {
+    principal.require_org_role(org_id, EMPLOYEES)?;
+    state
+        .db
+        .org(org_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organisation"))
+}

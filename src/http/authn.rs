@@ -175,10 +175,14 @@ pub async fn require_allowed_origin(
     key: &ApiKeyRow,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
-    let origin = headers
+    require_allowed_origin_of(state, key, origin_header(headers)).await
+}
+
+/// The request's `Origin`. An unreadable one is still an origin, and one no organisation allows.
+pub fn origin_header(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::ORIGIN)
-        .map(|o| o.to_str().unwrap_or("invalid"));
-    require_allowed_origin_of(state, key, origin).await
+        .map(|o| o.to_str().unwrap_or("invalid"))
 }
 
 /// [`require_allowed_origin`] for an `Origin` already read (e.g. from a WebSocket upgrade).

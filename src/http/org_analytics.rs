@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, FieldError};
-use crate::http::access::EMPLOYEES;
+use crate::http::access::employees_org;
 use crate::http::authn::OrgAuthenticated;
 use crate::http::json::Json;
 use crate::state::AppState;
@@ -114,12 +114,7 @@ async fn org_analytics(
     Path(id): Path<String>,
     Query(query): Query<AnalyticsQuery>,
 ) -> Result<Json<OrgAnalytics>, ApiError> {
-    principal.require_org_role(&id, EMPLOYEES)?;
-    state
-        .db
-        .org(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("organisation"))?;
+    employees_org(&state, &principal, &id).await?;
     let days = query.days.unwrap_or(30);
     if !(1..=365).contains(&days) {
         return Err(ApiError::validation(vec![FieldError::new(

@@ -80,9 +80,7 @@ pub async fn upgrade(
     }
     let auth: Arc<dyn Authenticator> = Arc::new(StateAuthenticator {
         state: state.clone(),
-        origin: headers
-            .get(header::ORIGIN)
-            .map(|v| v.to_str().unwrap_or("invalid").to_owned()),
+        origin: crate::http::authn::origin_header(&headers).map(str::to_owned),
         ip: ip.0,
     });
     let credentials: Vec<&String> = offered.iter().filter(|p| *p != PROTOCOL).collect();

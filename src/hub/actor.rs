@@ -32,6 +32,48 @@ pub enum AttachMode {
     Live,
 }
 
+/// Which stored frames an attach replays.
+pub(super) enum Replay {
+    Nothing,
+    /// Frames after this `seq`.
+    After(i64),
+    /// The asked frames are gone: the oldest still kept.
+    Expired {
+        oldest: i64,
+    },
+}
+
+impl AttachMode {
+    /// What to replay of a session whose highest frame is `highest`, keeping `retained` frames.
+    pub(super) fn replay(self, highest: i64, retained: i64) -> Result<Replay, HubError> {
+        let oldest = (highest - retained + 1).max(1);
+        match self {
+            Self::Live => Ok(Replay::Nothing),
+            Self::Resume(after) if after > highest => Err(HubError::new(
+                ErrorCode::InvalidState,
+                format!("last_seq {after} is ahead of this session ({highest})"),
+            )),
+            Self::Resume(after) if after == 0 || after >= oldest - 1 => {
+                Ok(Replay::After(after.max(oldest - 1)))
+            }
+            Self::Resume(_) => Ok(Replay::Expired { oldest }),
+        }
+    }
+}
+
+/// Hands a frame to every subscriber. One whose queue is full is dropped (it resumes from the
+/// log), so a slow reader never grows the server's memory.
+pub(super) fn fan_out(subscribers: &mut Vec<Subscriber>, frame: &Arc<str>) {
+    subscribers.retain(|s| match s.tx.try_send(frame.clone()) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            s.kicked.cancel();
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    });
+}
+
 pub struct Attached {
     pub kind: &'static str,
     pub replay: Vec<Arc<str>>,
@@ -41,6 +83,8 @@ pub struct Attached {
     pub resume_failed: Option<i64>,
 }
 
+/// Serialisable: other nodes ask for it (`hub/cluster.rs`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub state: State,
     pub context: serde_json::Value,
@@ -49,6 +93,7 @@ pub struct Snapshot {
     pub content_type: Option<String>,
 }
 
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct CompleteStarted {
     pub job_id: String,
     pub estimated_time_s: u32,
@@ -376,14 +421,7 @@ impl SessionActor {
     }
 
     fn owned_by(&self, owner: &Owner) -> bool {
-        match owner {
-            Owner::User { user_id, org_id } => {
-                self.user_id.as_deref() == Some(user_id.as_str()) && &self.org_id == org_id
-            }
-            Owner::Visitor { session_id, org_id } => {
-                self.kind == "chat" && *session_id == *self.id && &self.org_id == org_id
-            }
-        }
+        owner.owns(self.kind, &self.id, self.user_id.as_deref(), &self.org_id)
     }
 
     async fn attach(
@@ -398,8 +436,13 @@ impl SessionActor {
             return;
         }
         let highest = self.last_seq;
-        let retained = self.hub.settings().retained_frames;
-        let oldest = (highest - retained + 1).max(1);
+        let replay = match mode.replay(highest, self.hub.settings().retained_frames) {
+            Ok(replay) => replay,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
         let mut attached = Attached {
             kind: self.kind,
             replay: Vec::new(),
@@ -407,19 +450,11 @@ impl SessionActor {
             resumed: false,
             resume_failed: None,
         };
-        match mode {
-            AttachMode::Live => {}
-            AttachMode::Resume(after) if after > highest => {
-                let _ = reply.send(Err(HubError::new(
-                    ErrorCode::InvalidState,
-                    format!("last_seq {after} is ahead of this session ({highest})"),
-                )));
-                return;
-            }
-            AttachMode::Resume(after) if after == 0 || after >= oldest - 1 => {
+        match replay {
+            Replay::Nothing => {}
+            Replay::After(from) => {
                 // Everything emitted so far must be in storage before it is read back.
                 self.hub.inner.frame_log.barrier().await;
-                let from = after.max(oldest - 1);
                 match self.hub.db().frames_between(&self.id, from, highest).await {
                     Ok(frames) => {
                         attached.replay = frames.into_iter().map(|(_, f)| f.into()).collect();
@@ -431,7 +466,7 @@ impl SessionActor {
                     }
                 }
             }
-            AttachMode::Resume(_) => attached.resume_failed = Some(oldest),
+            Replay::Expired { oldest } => attached.resume_failed = Some(oldest),
         }
         let resume_failed = attached.resume_failed.is_some();
         self.subscribers.push(subscriber);
@@ -973,8 +1008,7 @@ impl SessionActor {
         self.emit(frame).await;
     }
 
-    /// Numbers a frame, logs it for resume and fans it out. A subscriber whose queue is full is
-    /// dropped (it resumes from the log), so a slow reader never grows the server's memory.
+    /// Numbers a frame, logs it for resume and fans it out.
     async fn emit(&mut self, frame: SessionFrame) {
         self.last_seq += 1;
         let encoded = frame.encode(self.last_seq, &self.id);
@@ -988,15 +1022,7 @@ impl SessionActor {
                 announce: self.announce_until > 0 && self.announce_until > crate::storage::now_ms(),
             })
             .await;
-        self.subscribers
-            .retain(|s| match s.tx.try_send(encoded.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    s.kicked.cancel();
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            });
+        fan_out(&mut self.subscribers, &encoded);
     }
 
     /// Unnumbered frames to every attached connection (e.g. an upstream error).

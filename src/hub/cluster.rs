@@ -16,7 +16,6 @@ use tokio::sync::oneshot;
 use super::actor::{Command, MessageRequest};
 use super::frames::ErrorCode;
 use super::{Hub, HubError};
-use crate::conversation::State;
 use crate::storage::cluster::{
     COMMANDS_CHANNEL, FRAMES_CHANNEL, MAX_NOTIFY_BYTES, REPLIES_CHANNEL,
 };
@@ -59,22 +58,6 @@ enum RemoteResult {
     },
     /// The session does not run on the asked node (any more).
     Moved,
-}
-
-/// A session's state as answered across nodes.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RemoteSnapshot {
-    pub state: State,
-    pub context: serde_json::Value,
-    pub last_seq: i64,
-    pub busy: bool,
-    pub content_type: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RemoteCompleteStarted {
-    pub job_id: String,
-    pub estimated_time_s: u32,
 }
 
 /// Requests waiting for their answers.
@@ -330,13 +313,7 @@ async fn run(
         RemoteOp::Complete { confirm } => {
             let (reply, answer) = oneshot::channel();
             ask(Command::Complete { confirm, reply }).await?;
-            let started = answer.await.map_err(gone)??;
-            json(serde_json::to_value(started.map(|s| {
-                RemoteCompleteStarted {
-                    job_id: s.job_id,
-                    estimated_time_s: s.estimated_time_s,
-                }
-            })))
+            json(serde_json::to_value(answer.await.map_err(gone)??))
         }
         RemoteOp::Close => {
             let (reply, answer) = oneshot::channel();
@@ -346,14 +323,7 @@ async fn run(
         RemoteOp::Snapshot => {
             let (reply, answer) = oneshot::channel();
             ask(Command::Snapshot { reply }).await?;
-            let snapshot = answer.await.map_err(gone)?;
-            json(serde_json::to_value(RemoteSnapshot {
-                state: snapshot.state,
-                context: snapshot.context,
-                last_seq: snapshot.last_seq,
-                busy: snapshot.busy,
-                content_type: snapshot.content_type,
-            }))
+            json(serde_json::to_value(answer.await.map_err(gone)?))
         }
     }
 }

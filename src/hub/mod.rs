@@ -127,6 +127,16 @@ pub enum Owner {
 }
 
 impl Owner {
+    /// Whether this caller may use the session described by `kind`, `id`, its account and org.
+    pub fn owns(&self, kind: &str, id: &str, user: Option<&str>, org: &str) -> bool {
+        match self {
+            Self::User { user_id, org_id } => user == Some(user_id.as_str()) && org_id == org,
+            Self::Visitor { session_id, org_id } => {
+                kind == "chat" && session_id == id && org_id == org
+            }
+        }
+    }
+
     pub fn org_id(&self) -> &str {
         match self {
             Self::User { org_id, .. } | Self::Visitor { org_id, .. } => org_id,

@@ -9,10 +9,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::actor::{
-    AttachMode, AttachRequest, Attached, Command, CompleteStarted, MessageRequest, Snapshot,
+    fan_out, AttachRequest, Attached, Command, CompleteStarted, MessageRequest, Replay, Snapshot,
     Subscriber,
 };
-use super::cluster::{self, RemoteCompleteStarted, RemoteOp, RemoteSnapshot};
+use super::cluster::{self, RemoteOp};
 use super::frames::{ConnectionFrame, ErrorCode};
 use super::{Hub, HubError, Owner};
 use crate::storage::conversations::SessionRow;
@@ -137,14 +137,8 @@ impl RemoteSession {
     }
 
     fn owned_by(&self, owner: &Owner) -> bool {
-        match owner {
-            Owner::User { user_id, org_id } => {
-                self.row.user_id.as_deref() == Some(user_id.as_str()) && &self.row.org_id == org_id
-            }
-            Owner::Visitor { session_id, org_id } => {
-                self.row.kind == "chat" && *session_id == *self.id && &self.row.org_id == org_id
-            }
-        }
+        let row = &self.row;
+        owner.owns(&row.kind, &row.id, row.user_id.as_deref(), &row.org_id)
     }
 
     async fn handle(&mut self, command: Command) {
@@ -175,13 +169,8 @@ impl RemoteSession {
                 });
             }
             Command::Complete { confirm, reply } => {
-                self.answer_later(RemoteOp::Complete { confirm }, reply, |v| {
-                    let started: Option<RemoteCompleteStarted> = decode(v)?;
-                    Ok(started.map(|s| CompleteStarted {
-                        job_id: s.job_id,
-                        estimated_time_s: s.estimated_time_s,
-                    }))
-                });
+                let op = RemoteOp::Complete { confirm };
+                self.answer_later(op, reply, decode::<Option<CompleteStarted>>);
             }
             Command::Close { reply } => {
                 self.answer_later(RemoteOp::Close, reply, decode::<i64>);
@@ -191,14 +180,8 @@ impl RemoteSession {
                 let (node, id, moved) = (self.node.clone(), self.id.clone(), self.moved.clone());
                 tokio::spawn(async move {
                     let answer = forward(&hub, &node, &id, &moved, RemoteOp::Snapshot).await;
-                    if let Ok(snapshot) = answer.and_then(decode::<RemoteSnapshot>) {
-                        let _ = reply.send(Snapshot {
-                            state: snapshot.state,
-                            context: snapshot.context,
-                            last_seq: snapshot.last_seq,
-                            busy: snapshot.busy,
-                            content_type: snapshot.content_type,
-                        });
+                    if let Ok(snapshot) = answer.and_then(decode::<Snapshot>) {
+                        let _ = reply.send(snapshot);
                     }
                 });
             }
@@ -245,8 +228,13 @@ impl RemoteSession {
         };
         // Subscribers already here get everything up to now before the newcomer is added.
         self.deliver_upto(highest).await;
-        let retained = self.hub.settings().retained_frames;
-        let oldest = (highest - retained + 1).max(1);
+        let replay = match mode.replay(highest, self.hub.settings().retained_frames) {
+            Ok(replay) => replay,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
         let mut attached = Attached {
             kind: if self.row.kind == "chat" {
                 "chat"
@@ -258,22 +246,10 @@ impl RemoteSession {
             resumed: false,
             resume_failed: None,
         };
-        match mode {
-            AttachMode::Live => {}
-            AttachMode::Resume(after) if after > highest => {
-                let _ = reply.send(Err(HubError::new(
-                    ErrorCode::InvalidState,
-                    format!("last_seq {after} is ahead of this session ({highest})"),
-                )));
-                return;
-            }
-            AttachMode::Resume(after) if after == 0 || after >= oldest - 1 => {
-                match self
-                    .hub
-                    .db()
-                    .frames_between(&self.id, after.max(oldest - 1), highest)
-                    .await
-                {
+        match replay {
+            Replay::Nothing => {}
+            Replay::After(from) => {
+                match self.hub.db().frames_between(&self.id, from, highest).await {
                     Ok(frames) => {
                         attached.replay = frames.into_iter().map(|(_, f)| f.into()).collect();
                         attached.resumed = true;
@@ -284,7 +260,7 @@ impl RemoteSession {
                     }
                 }
             }
-            AttachMode::Resume(_) => attached.resume_failed = Some(oldest),
+            Replay::Expired { oldest } => attached.resume_failed = Some(oldest),
         }
         self.subscribers.push(subscriber);
         let _ = reply.send(Ok(attached));
@@ -332,16 +308,7 @@ impl RemoteSession {
                 self.subscribers.clear();
             }
             self.delivered = seq;
-            let frame: Arc<str> = frame.into();
-            self.subscribers
-                .retain(|s| match s.tx.try_send(frame.clone()) {
-                    Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        s.kicked.cancel();
-                        false
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => false,
-                });
+            fan_out(&mut self.subscribers, &frame.into());
         }
     }
 }

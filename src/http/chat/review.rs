@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use super::{ChatMessage, Rating};
 use crate::error::ApiError;
-use crate::http::access::EMPLOYEES;
+use crate::http::access::employees_org;
 use crate::http::authn::OrgAuthenticated;
 use crate::http::json::Json;
 use crate::http::pagination::{Cursor, Page, PageParams};
@@ -21,20 +21,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions))
         .routes(routes!(transcript))
         .routes(routes!(feedback))
-}
-
-async fn require_org(
-    state: &AppState,
-    principal: &crate::auth::Principal,
-    org_id: &str,
-) -> Result<(), ApiError> {
-    principal.require_org_role(org_id, EMPLOYEES)?;
-    state
-        .db
-        .org(org_id)
-        .await?
-        .map(|_| ())
-        .ok_or_else(|| ApiError::not_found("organisation"))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,7 +55,7 @@ async fn sessions(
     Path(id): Path<String>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<Page<ChatSessionSummary>>, ApiError> {
-    require_org(&state, &principal, &id).await?;
+    employees_org(&state, &principal, &id).await?;
     let (limit, cursor) = params.resolve()?;
     let cursor = cursor.map(|c| (c.created_at, c.id));
     let rows = state
@@ -121,7 +107,7 @@ async fn transcript(
     Path((id, session_id)): Path<(String, String)>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<Page<ChatMessage>>, ApiError> {
-    require_org(&state, &principal, &id).await?;
+    employees_org(&state, &principal, &id).await?;
     if !state.db.org_has_chat_session(&id, &session_id).await? {
         return Err(ApiError::not_found("chat session"));
     }
@@ -190,7 +176,7 @@ async fn feedback(
     Path(id): Path<String>,
     Query(query): Query<FeedbackQuery>,
 ) -> Result<Json<Page<FeedbackEntry>>, ApiError> {
-    require_org(&state, &principal, &id).await?;
+    employees_org(&state, &principal, &id).await?;
     let (limit, cursor) = PageParams {
         limit: query.limit,
         cursor: query.cursor,

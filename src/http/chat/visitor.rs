@@ -2,11 +2,13 @@
 //! origins) and the session token issued for one chat session. Used by the chat routes and by
 //! WebSocket authentication alike.
 
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 
 use crate::chat::token;
 use crate::error::ApiError;
-use crate::http::authn::{authenticate_api_key, require_allowed_origin_of, KeyKind};
+use crate::http::authn::{
+    api_key_header, authenticate_api_key, origin_header, require_allowed_origin_of, KeyKind,
+};
 use crate::state::AppState;
 use crate::storage::api_keys::ApiKeyRow;
 use crate::storage::now_ms;
@@ -30,18 +32,12 @@ pub struct WidgetCredentials<'a> {
 
 impl<'a> WidgetCredentials<'a> {
     pub fn from_headers(headers: &'a HeaderMap) -> Self {
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .map(|v| v.to_str().map(str::trim).unwrap_or(""))
-        };
         Self {
-            api_key: text("x-api-key"),
-            session_token: text(SESSION_TOKEN_HEADER),
-            // An unreadable Origin is still an origin, and one no organisation allows.
-            origin: headers
-                .get(header::ORIGIN)
-                .map(|o| o.to_str().unwrap_or("invalid")),
+            api_key: api_key_header(headers),
+            session_token: headers
+                .get(SESSION_TOKEN_HEADER)
+                .map(|v| v.to_str().map(str::trim).unwrap_or("")),
+            origin: origin_header(headers),
         }
     }
 }
