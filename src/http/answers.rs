@@ -120,7 +120,7 @@ pub async fn next_answer(
 }
 
 /// Relays the answer's frames as server-sent events until it is done.
-pub fn stream_answer(
+fn stream_answer(
     mut follower: Follower,
     client_message_id: String,
 ) -> Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>>> {

@@ -268,7 +268,7 @@ impl SessionActor {
             let idle = self.subscribers.is_empty()
                 && self.turn.is_none()
                 && !self.generating()
-                && self.announce_until <= crate::storage::now_ms();
+                && !self.followed_remotely();
             tokio::select! {
                 command = rx.recv() => match command {
                     Some(Command::StreamOpened { turn, stream, grounding }) => {
@@ -331,10 +331,15 @@ impl SessionActor {
         self.hub.flush_frames().await;
         let node = self.hub.inner.node_id.clone();
         let _ = self.hub.db().release_session_lease(&self.id, &node).await;
-        if self.announce_until > crate::storage::now_ms() {
+        if self.followed_remotely() {
             // Followers on other nodes let their clients resume wherever the session runs next.
             super::cluster::announce_moved(&self.hub, &self.id).await;
         }
+    }
+
+    /// Whether another node follows this session (its frames are announced).
+    fn followed_remotely(&self) -> bool {
+        self.announce_until > 0 && self.announce_until > crate::storage::now_ms()
     }
 
     fn generating(&self) -> bool {
@@ -1019,7 +1024,7 @@ impl SessionActor {
                 session_id: self.id.clone(),
                 seq: self.last_seq,
                 frame: encoded.clone(),
-                announce: self.announce_until > 0 && self.announce_until > crate::storage::now_ms(),
+                announce: self.followed_remotely(),
             })
             .await;
         fan_out(&mut self.subscribers, &encoded);

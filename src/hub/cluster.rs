@@ -11,6 +11,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgListener, PgNotification};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
 use super::actor::{Command, MessageRequest};
@@ -185,9 +186,14 @@ fn dispatch(hub: &Hub, notification: &PgNotification) {
             };
             let Ok(upto) = seq.parse::<i64>() else { return };
             if let Some(tx) = hub.inner.registry.get(session_id).map(|t| t.clone()) {
-                tokio::spawn(async move {
-                    let _ = tx.send(Command::RemoteFrames { upto }).await;
-                });
+                // The listener never waits on one session; a full mailbox gets the news later.
+                if let Err(TrySendError::Full(command)) =
+                    tx.try_send(Command::RemoteFrames { upto })
+                {
+                    tokio::spawn(async move {
+                        let _ = tx.send(command).await;
+                    });
+                }
             }
         }
         COMMANDS_CHANNEL => {
